@@ -1,0 +1,1 @@
+//! The command line (placeholder during bootstrap).

@@ -1,0 +1,172 @@
+//! Step conditions (`when`): CEL expressions over `key` and `events`, compiled once at load
+//! time. JSON numbers become CEL `int` when they are integers and `double` otherwise; CEL
+//! compares the two by value, so `events.X.amount > 1000` holds for 1500 and 1500.5 alike.
+
+use cel::common::ast::{EntryExpr, Expr};
+use cel::objects::{Key, Map};
+use cel::parser::Expression;
+use cel::{Context, Program, Value as CelValue};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled `when` condition.
+pub struct Condition {
+    /// The expression as written, for messages.
+    pub source: String,
+    program: Program,
+    /// `(event name, first field)` pairs the expression reads through `events`, or `None` when
+    /// it uses `events` in a way that cannot be narrowed to fields.
+    event_fields: Option<Vec<(String, Option<String>)>>,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Condition").field("source", &self.source).finish()
+    }
+}
+
+impl Condition {
+    /// Compiles a CEL expression; the error is the CEL parser's message.
+    pub fn compile(source: &str) -> Result<Condition, String> {
+        let program = Program::compile(source).map_err(|error| {
+            format!("CEL syntax error in {source:?}: {}", error.to_string().trim().replace('\n', " "))
+        })?;
+        let mut uses = Vec::new();
+        let event_fields = collect_event_uses(program.expression(), &mut uses).then_some(uses);
+        Ok(Condition { source: source.to_string(), program, event_fields })
+    }
+
+    /// Event names the expression reads with the first field of each (`None`: the whole event),
+    /// or `None` if `events` is used as a whole (then every payload must be kept).
+    pub fn event_fields(&self) -> Option<&[(String, Option<String>)]> {
+        self.event_fields.as_deref()
+    }
+
+    /// Evaluates the condition. `Err` carries the reason when the result is not a boolean.
+    pub fn evaluate<'a>(
+        &self,
+        key: &str,
+        events: impl Iterator<Item = (&'a str, &'a Value)>,
+    ) -> Result<bool, String> {
+        let mut context = Context::default();
+        context.add_variable_from_value("key", key.to_string());
+        let events: HashMap<Key, CelValue> =
+            events.map(|(name, payload)| (Key::from(name.to_string()), to_cel(payload))).collect();
+        context.add_variable_from_value("events", CelValue::Map(Map { map: Arc::new(events) }));
+        match self.program.execute(&context) {
+            Ok(CelValue::Bool(result)) => Ok(result),
+            Ok(other) => Err(format!("condition {:?} gave {other:?}, not a boolean", self.source)),
+            Err(error) => Err(format!("condition {:?} failed: {error}", self.source)),
+        }
+    }
+}
+
+/// Converts JSON to a CEL value: integers to `int` (or `uint` beyond i64), others to `double`.
+pub fn to_cel(value: &Value) -> CelValue {
+    match value {
+        Value::Null => CelValue::Null,
+        Value::Bool(flag) => CelValue::Bool(*flag),
+        Value::Number(number) => {
+            if let Some(integer) = number.as_i64() {
+                CelValue::Int(integer)
+            } else if let Some(integer) = number.as_u64() {
+                CelValue::UInt(integer)
+            } else {
+                CelValue::Float(number.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(text) => CelValue::String(Arc::new(text.clone())),
+        Value::Array(items) => CelValue::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(fields) => {
+            let map: HashMap<Key, CelValue> =
+                fields.iter().map(|(name, field)| (Key::from(name.clone()), to_cel(field))).collect();
+            CelValue::Map(Map { map: Arc::new(map) })
+        }
+    }
+}
+
+/// Walks the expression and records `events.NAME.FIELD` selections. Returns false when
+/// `events` appears anywhere other than as the root of such a selection.
+fn collect_event_uses(expression: &Expression, uses: &mut Vec<(String, Option<String>)>) -> bool {
+    match &expression.expr {
+        Expr::Ident(name) => name != "events",
+        Expr::Select(select) => {
+            // events.NAME.FIELD
+            if let Expr::Select(inner) = &select.operand.expr {
+                if matches!(&inner.operand.expr, Expr::Ident(root) if root == "events") {
+                    uses.push((inner.field.clone(), Some(select.field.clone())));
+                    return true;
+                }
+            }
+            // events.NAME (the whole event, e.g. in has(events.NAME))
+            if matches!(&select.operand.expr, Expr::Ident(root) if root == "events") {
+                uses.push((select.field.clone(), None));
+                return true;
+            }
+            collect_event_uses(&select.operand, uses)
+        }
+        Expr::Call(call) => {
+            call.target.as_deref().is_none_or(|target| collect_event_uses(target, uses))
+                && call.args.iter().all(|arg| collect_event_uses(arg, uses))
+        }
+        Expr::Comprehension(comprehension) => [
+            &comprehension.iter_range,
+            &comprehension.accu_init,
+            &comprehension.loop_cond,
+            &comprehension.loop_step,
+            &comprehension.result,
+        ]
+        .into_iter()
+        .all(|part| collect_event_uses(part, uses)),
+        Expr::List(list) => list.elements.iter().all(|element| collect_event_uses(element, uses)),
+        Expr::Map(map) => map.entries.iter().all(|entry| entry_uses(&entry.expr, uses)),
+        Expr::Struct(structure) => structure.entries.iter().all(|entry| entry_uses(&entry.expr, uses)),
+        Expr::Literal(_) | Expr::Unspecified => true,
+    }
+}
+
+fn entry_uses(entry: &EntryExpr, uses: &mut Vec<(String, Option<String>)>) -> bool {
+    match entry {
+        EntryExpr::StructField(field) => collect_event_uses(&field.value, uses),
+        EntryExpr::MapEntry(entry) => {
+            collect_event_uses(&entry.key, uses) && collect_event_uses(&entry.value, uses)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(source: &str, payload: Value) -> Result<bool, String> {
+        Condition::compile(source).unwrap().evaluate("k-1", [("Placed", &payload)].into_iter())
+    }
+
+    #[test]
+    fn numbers_compare_across_int_and_double() {
+        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 1500})), Ok(true));
+        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 1500.5})), Ok(true));
+        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 999})), Ok(false));
+        assert_eq!(eval("double(events.Placed.amount) > 1000.0", json!({"amount": 1500})), Ok(true));
+        assert_eq!(eval("key == 'k-1'", json!({})), Ok(true));
+    }
+
+    #[test]
+    fn errors_and_non_booleans() {
+        assert!(eval("events.Placed.missing > 1", json!({})).is_err());
+        assert!(eval("events.Placed.amount", json!({"amount": 1})).is_err());
+        assert!(Condition::compile("events.Placed.amount >").is_err());
+    }
+
+    #[test]
+    fn event_uses_are_narrowed() {
+        let condition = Condition::compile("double(events.A.total) > 1.0 && has(events.B.x) && key != ''").unwrap();
+        assert_eq!(
+            condition.event_fields().unwrap(),
+            &[("A".to_string(), Some("total".to_string())), ("B".to_string(), Some("x".to_string()))]
+        );
+        assert!(Condition::compile("size(events) > 0").unwrap().event_fields().is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! The Kafka record as the engine sees it: coordinates, key, timestamp, headers and the payload
+//! already parsed as JSON. Both the replay decoder and the Kafka consumer produce this type, so
+//! the engine never knows where a record came from.
+
+use crate::time::Millis;
+
+/// One consumed record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Topic the record was read from; events are matched by topic first.
+    pub topic: String,
+    /// Partition, for dead-letter headers, signal ids of deviations and the audit trail.
+    pub partition: i32,
+    /// Offset within the partition (in replay, the line number when the input has none).
+    pub offset: i64,
+    /// Record key as UTF-8, if it has one and it is valid UTF-8 (`$key`).
+    pub key: Option<String>,
+    /// Record timestamp in epoch milliseconds (`$timestamp`, default event time).
+    pub timestamp: Millis,
+    /// Headers whose values are valid UTF-8 (`$header.NAME`), in record order.
+    pub headers: Vec<(String, String)>,
+    /// The payload parsed as JSON.
+    pub value: serde_json::Value,
+}
+
+impl Record {
+    /// The first header with this name, as CloudEvents binary mode and Kafka clients expect.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(header, _)| header == name).map(|(_, value)| value.as_str())
+    }
+}

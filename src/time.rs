@@ -1,0 +1,112 @@
+//! Event time as integer milliseconds since the Unix epoch, and the two textual forms flowwatch
+//! reads and writes: RFC 3339 timestamps and friendly durations (`250ms`, `15m`, `1h30m`, `2d`).
+//!
+//! All engine arithmetic is on [`Millis`]; only this module parses or formats time, so the
+//! rest of the code never depends on a calendar library.
+
+use std::str::FromStr;
+
+/// Milliseconds since the Unix epoch (UTC), the unit of the event clock.
+pub type Millis = i64;
+
+/// Parses an RFC 3339 timestamp (`2026-01-05T08:00:12.296Z`, any offset) to epoch milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    let timestamp = jiff::Timestamp::from_str(text).ok()?;
+    Some(timestamp.as_millisecond())
+}
+
+/// Reads a JSON value as an event time: an RFC 3339 string or an integer of epoch milliseconds.
+pub fn from_json(value: &serde_json::Value) -> Option<Millis> {
+    match value {
+        serde_json::Value::String(text) => parse_rfc3339(text),
+        serde_json::Value::Number(number) => number.as_i64(),
+        _ => None,
+    }
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn format_rfc3339(millis: Millis) -> String {
+    match jiff::Timestamp::from_millisecond(millis) {
+        Ok(timestamp) => format!("{timestamp:.3}"),
+        // Out of jiff's range (beyond year 9999): keep the number rather than lose it.
+        Err(_) => millis.to_string(),
+    }
+}
+
+/// Parses a friendly duration to milliseconds. Units from `ms` to `d` (a day is 24 hours),
+/// several units may be combined (`1h30m`). Negative, zero-unit (`15`) and fractional-day
+/// inputs are refused with a message that says what is expected.
+pub fn parse_duration(text: &str) -> Result<Millis, String> {
+    let trimmed = text.trim();
+    let expected = "expected a positive duration with units such as 250ms, 30s, 15m, 4h, 2d or 1h30m";
+    if trimmed.is_empty() {
+        return Err(format!("empty duration: {expected}"));
+    }
+    if trimmed.starts_with('-') || trimmed.ends_with("ago") {
+        return Err(format!("negative duration {trimmed:?}: {expected}"));
+    }
+    if trimmed.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+        return Err(format!("duration {trimmed:?} has no unit: {expected}"));
+    }
+    let span = jiff::Span::from_str(trimmed).map_err(|_| format!("bad duration {trimmed:?}: {expected}"))?;
+    if span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 {
+        return Err(format!("duration {trimmed:?} uses calendar units: {expected}"));
+    }
+    let total = span
+        .total((jiff::Unit::Millisecond, jiff::SpanRelativeTo::days_are_24_hours()))
+        .map_err(|_| format!("bad duration {trimmed:?}: {expected}"))?;
+    if total < 0.0 {
+        return Err(format!("negative duration {trimmed:?}: {expected}"));
+    }
+    Ok(total.round() as Millis)
+}
+
+/// Formats milliseconds as the shortest friendly duration (`1h30m`, `250ms`).
+pub fn format_duration(mut millis: Millis) -> String {
+    if millis == 0 {
+        return "0s".to_string();
+    }
+    let mut text = String::new();
+    if millis < 0 {
+        text.push('-');
+        millis = -millis;
+    }
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        if millis >= size {
+            text.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_from_the_spec() {
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("30s"), Ok(30_000));
+        assert_eq!(parse_duration("15m"), Ok(900_000));
+        assert_eq!(parse_duration("4h"), Ok(14_400_000));
+        assert_eq!(parse_duration("2d"), Ok(172_800_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 minutes ago").is_err());
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let millis = parse_rfc3339("2026-01-05T08:00:12.296Z").unwrap();
+        assert_eq!(format_rfc3339(millis), "2026-01-05T08:00:12.296Z");
+        assert_eq!(parse_rfc3339("2026-01-05T09:00:12.296+01:00"), Some(millis));
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(from_json(&serde_json::json!(1000)), Some(1000));
+        assert_eq!(from_json(&serde_json::json!("yesterday")), None);
+        assert_eq!(format_duration(5_400_000), "1h30m");
+    }
+}

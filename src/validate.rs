@@ -1,0 +1,1 @@
+//! `flowwatch validate` (placeholder during bootstrap).

@@ -1,1 +1,56 @@
-//! The command line (placeholder during bootstrap).
+//! The command line: clap definitions only. `main.rs` turns them into calls.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// flowwatch: tracks business processes across Kafka topics and reports the stuck and late.
+#[derive(Debug, Parser)]
+#[command(name = "flowwatch", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flow files and report every error with file, line and column.
+    Validate(ValidateArgs),
+    /// Feed recorded records through the engine and print the signals as JSON lines.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Flow files or directories of flow files (*.yaml, *.yml).
+    #[arg(required = true, value_name = "DIR|FILE")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Directory of flow files (or a single flow file); repeat for several.
+    #[arg(long, value_name = "DIR", default_value = "flows")]
+    pub flows: Vec<PathBuf>,
+    /// Recorded records, one JSON object per line; `-` reads standard input.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub input: PathBuf,
+    /// After the last record, move the clock to this time (RFC 3339 or epoch ms) so that
+    /// timers due before it fire.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// How far the clock trails the highest record time read so far.
+    #[arg(long, value_name = "DUR", default_value = "0s")]
+    pub allowed_lateness: String,
+    /// How long events of an unknown key or alias are held before `orphaned`.
+    #[arg(long, value_name = "DUR", default_value = "5m")]
+    pub orphan_after: String,
+    /// How long ended instances are kept to answer late events.
+    #[arg(long, value_name = "DUR", default_value = "7d")]
+    pub retention: String,
+    /// Print one JSON object of counts on stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Instance name for the signals' `source` (`flowwatch/NAME`).
+    #[arg(long, value_name = "NAME", default_value = "replay")]
+    pub instance_name: String,
+}

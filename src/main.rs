@@ -1,1 +1,73 @@
-fn main() {}
+//! The flowwatch binary: parse the command line, load what it names, hand over to the library.
+//! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
+
+use clap::Parser;
+use flowwatch::cli::{Cli, Command, ReplayArgs};
+use flowwatch::engine::EngineConfig;
+use flowwatch::replay::{replay, ReplayOptions};
+use flowwatch::{flow, time, validate};
+use std::io::{BufRead, BufReader, Write};
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate(args) => {
+            validate::run(&args.paths, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+        }
+        Command::Replay(args) => match run_replay(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message}");
+                1
+            }
+        },
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let duration = |name: &str, text: &str| {
+        time::parse_duration(text).map_err(|error| anyhow::anyhow!("--{name}: {error}"))
+    };
+    let engine = EngineConfig {
+        instance_name: args.instance_name.clone(),
+        allowed_lateness: duration("allowed-lateness", &args.allowed_lateness).or_else(|error| {
+            // `0` without a unit is the natural way to say "no lateness".
+            if args.allowed_lateness.trim() == "0" { Ok(0) } else { Err(error) }
+        })?,
+        orphan_after: duration("orphan-after", &args.orphan_after)?,
+        retention: duration("retention", &args.retention)?,
+    };
+    let until = match &args.until {
+        None => None,
+        Some(text) => Some(
+            time::parse_rfc3339(text)
+                .or_else(|| text.parse::<i64>().ok())
+                .ok_or_else(|| anyhow::anyhow!("--until {text:?}: expected an RFC 3339 time or epoch milliseconds"))?,
+        ),
+    };
+    let report = flow::load_dir_or_files(&args.flows);
+    if !report.errors.is_empty() {
+        for error in &report.errors {
+            eprintln!("{error}");
+        }
+        anyhow::bail!("{} error(s) in the flow files; `flowwatch validate` lists them too", report.errors.len());
+    }
+    let mut input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .map_err(|error| anyhow::anyhow!("cannot read --input {}: {error}", args.input.display()))?;
+        Box::new(BufReader::with_capacity(1 << 20, file))
+    };
+    let options = ReplayOptions { engine, until, stats: args.stats };
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! Replay benchmark (issue: engine performance). Generates a stream of the scenario kind
+//! (order fulfilment and customer onboarding with lost, late, duplicated and malformed events)
+//! and measures, in one run:
+//!
+//! - the parse-only baseline: read each line and `serde_json`-parse it into a `Value`;
+//! - replay through the engine (decode, correlate, track, render signals) into a sink;
+//! - resident and heap bytes per open instance with N instances open.
+//!
+//! Figures print as ratios against the baseline of the same run. `--quick` uses small sizes
+//! so CI keeps the benchmark compiling and running; `--records N`, `--instances N` override.
+
+use flowwatch::engine::{Engine, EngineConfig, Input};
+use flowwatch::flow::load_dir_or_files;
+use flowwatch::record::Record;
+use flowwatch::replay::{replay, ReplayOptions};
+use serde_json::Value;
+use std::alloc::{GlobalAlloc, Layout};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+/// Counts live heap bytes on top of mimalloc, the allocator the binary ships with.
+struct Counting;
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { INNER.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A small deterministic generator (SplitMix64), so every run sees the same stream.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const BASE: i64 = 1_767_600_000_000; // 2026-01-05T08:00:00Z
+
+fn iso(millis: i64) -> String {
+    flowwatch::time::format_rfc3339(millis)
+}
+
+/// Appends the records of one order, in time order, to `out` as (time, line).
+fn order(rng: &mut Rng, n: u64, start: i64, out: &mut Vec<(i64, String)>) {
+    let id = format!("ord-{n:07}");
+    let total = 50 + rng.below(5000);
+    let mut time = start;
+    let mut eid = n * 10;
+    let mut event = |out: &mut Vec<(i64, String)>, time: i64, topic: &str, body: String| {
+        eid += 1;
+        let line = format!(
+            r#"{{"topic":"{topic}","partition":{},"timestamp":"{}","value":{{"eventId":"ev-{eid}","occurredAt":"{}",{body}}}}}"#,
+            n % 6,
+            iso(time),
+            iso(time)
+        );
+        out.push((time, line));
+    };
+    event(out, time, "orders", format!(r#""type":"OrderPlaced","orderId":"{id}","total":{total},"customer":{{"id":"c-{n}"}}"#));
+    if rng.chance(3) {
+        return; // lost: the instance stays open and breaches
+    }
+    time += 20_000 + rng.below(600_000) as i64;
+    event(out, time, "inventory", format!(r#""type":"StockReservation","outcome":"reserved","order":{{"id":"{id}"}},"sku":"sku-1""#));
+    let pay = format!("pay-{n}");
+    time += 10_000 + rng.below(60_000) as i64;
+    event(out, time, "payments", format!(r#""type":"PaymentRequested","orderId":"{id}","paymentId":"{pay}","amount":{total}"#));
+    if total > 1000 {
+        event(out, time + 30_000, "risk", format!(r#""kind":"FraudScreeningPassed","subject":{{"orderId":"{id}"}},"score":0.1"#));
+    }
+    time += 10_000 + rng.below(1_200_000) as i64;
+    event(out, time, "payments", format!(r#""type":"PaymentSucceeded","paymentId":"{pay}","amount":{total}"#));
+    if rng.chance(2) {
+        let (last_time, last_line) = out.last().cloned().unwrap_or_default();
+        out.push((last_time + 1000, last_line)); // re-delivered
+    }
+    time += 60_000 + rng.below(3_600_000) as i64;
+    event(out, time, "shipping", format!(r#""type":"ShipmentDispatched","orderId":"{id}""#));
+}
+
+fn customer(rng: &mut Rng, n: u64, start: i64, out: &mut Vec<(i64, String)>) {
+    let id = format!("cust-{n:07}");
+    let line = |time: i64, topic: &str, body: String| {
+        (time, format!(r#"{{"topic":"{topic}","timestamp":"{}","value":{{"at":"{}","customerId":"{id}",{body}}}}}"#, iso(time), iso(time)))
+    };
+    out.push(line(start, "customer-events", format!(r#""eventType":"RegistrationRequested","address":{{"street":"{n} Main St"}}"#)));
+    let address = start + 60_000 + rng.below(1_200_000) as i64;
+    out.push(line(address, "checks", r#""eventType":"AddressCheckCompleted","result":"ok""#.to_string()));
+    let credit = start + 60_000 + rng.below(1_500_000) as i64;
+    let approved = !rng.chance(5);
+    out.push(line(credit, "checks", format!(r#""eventType":"CreditCheckCompleted","approved":{approved}"#)));
+    if approved {
+        out.push(line(address.max(credit) + 60_000, "customer-events", r#""eventType":"CustomerActivated""#.to_string()));
+    }
+}
+
+fn generate(records: usize, path: &PathBuf) -> usize {
+    let mut rng = Rng(7);
+    let mut lines: Vec<(i64, String)> = Vec::with_capacity(records + 16);
+    let mut n = 0u64;
+    while lines.len() < records {
+        let start = BASE + (n as i64) * 1_500;
+        if n % 5 == 4 {
+            customer(&mut rng, n, start, &mut lines);
+        } else {
+            order(&mut rng, n, start, &mut lines);
+        }
+        if rng.chance(1) {
+            lines.push((start, r#"{"topic":"orders","timestamp":"2026-01-05T08:00:00Z","value":"{not json"}"#.into()));
+        }
+        if rng.chance(5) {
+            lines.push((start, format!(r#"{{"topic":"orders","timestamp":"{}","value":{{"type":"Heartbeat"}}}}"#, iso(start))));
+        }
+        n += 1;
+    }
+    lines.truncate(records);
+    // Arrival order: by time, with a little jitter (out-of-order delivery within seconds).
+    lines.sort_by_key(|(time, _)| *time);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create stream file"));
+    for (_, line) in &lines {
+        writeln!(file, "{line}").expect("write stream");
+    }
+    file.flush().expect("flush stream");
+    lines.len()
+}
+
+fn parse_only(path: &PathBuf) -> usize {
+    let reader = BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
+    let mut count = 0;
+    for line in reader.lines() {
+        let line = line.expect("read line");
+        if serde_json::from_str::<Value>(&line).is_ok() {
+            count += 1;
+        }
+    }
+    count
+}
+
+fn flows() -> Vec<flowwatch::flow::Flow> {
+    let report = load_dir_or_files(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")]);
+    assert!(report.errors.is_empty(), "shipped flows must validate: {:?}", report.errors);
+    report.flows
+}
+
+fn run_replay(path: &PathBuf) -> u64 {
+    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
+    let options = ReplayOptions { engine: EngineConfig::default(), until: None, stats: false };
+    let engine = replay(flows(), &mut input, &options, &mut std::io::sink(), &mut std::io::sink()).expect("replay");
+    engine.stats().records
+}
+
+fn best_of<T>(runs: usize, mut work: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut result = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let value = work();
+        best = best.min(started.elapsed().as_secs_f64());
+        result = Some(value);
+    }
+    (best, result.expect("at least one run"))
+}
+
+fn rss_bytes() -> i64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: i64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+fn memory_per_open_instance(instances: usize) -> (f64, f64) {
+    let mut engine = Engine::new(flows(), EngineConfig::default());
+    let mut outputs = Vec::new();
+    let make = |n: usize| Record {
+        topic: "orders".into(),
+        partition: 0,
+        offset: n as i64,
+        key: None,
+        timestamp: BASE,
+        headers: Vec::new(),
+        value: serde_json::from_str(&format!(
+            r#"{{"type":"OrderPlaced","eventId":"ev-{n}","occurredAt":"2026-01-05T08:00:00Z","orderId":"ord-{n:07}","total":{},"customer":{{"id":"c-{n}"}}}}"#,
+            100 + n % 2000
+        ))
+        .expect("valid JSON"),
+    };
+    // Warm up the tables so their growth is measured, not the first allocation.
+    let heap_before = LIVE_BYTES.load(Ordering::Relaxed);
+    let rss_before = rss_bytes();
+    for n in 0..instances {
+        engine.handle(Input::RecordReceived(&make(n)), &mut outputs);
+        outputs.clear();
+    }
+    let heap = (LIVE_BYTES.load(Ordering::Relaxed) - heap_before) as f64 / instances as f64;
+    let rss = (rss_bytes() - rss_before) as f64 / instances as f64;
+    assert_eq!(engine.open_instances() as usize, instances);
+    (heap, rss)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let value_of = |flag: &str| args.iter().position(|arg| arg == flag).and_then(|i| args.get(i + 1)?.parse().ok());
+    let records: usize = value_of("--records").unwrap_or(if quick { 50_000 } else { 1_000_000 });
+    let instances: usize = value_of("--instances").unwrap_or(if quick { 50_000 } else { 1_000_000 });
+    let runs = if quick { 1 } else { 3 };
+    let path = std::env::temp_dir().join(format!("flowwatch-bench-{}-{records}.jsonl", std::process::id()));
+    let written = generate(records, &path);
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("stream: {written} records, {:.1} MB ({})", bytes as f64 / 1e6, path.display());
+
+    let (parse_seconds, parsed) = best_of(runs, || parse_only(&path));
+    let (replay_seconds, replayed) = best_of(runs, || run_replay(&path));
+    assert_eq!(replayed as usize, written);
+    let parse_rate = parsed as f64 / parse_seconds;
+    let replay_rate = written as f64 / replay_seconds;
+    println!("parse-only baseline: {:>10.0} records/s", parse_rate);
+    println!("replay:              {:>10.0} records/s", replay_rate);
+    println!("replay / parse-only: {:>10.2}   (target >= 0.50)", replay_rate / parse_rate);
+    let _ = std::fs::remove_file(&path);
+
+    let (heap, rss) = memory_per_open_instance(instances);
+    println!("open instances:      {instances}");
+    println!("heap per instance:   {heap:>10.0} bytes (target <= 300)");
+    println!("rss per instance:    {rss:>10.0} bytes (target <= 300)");
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says: build, unit and integration tests, clippy, the
+# shipped flows through `validate`, the conformance scenarios (when ../shared is beside the
+# checkout, as in CI), and the benchmarks in quick mode so they never rot.
+# Usage: scripts/test.sh            (from anywhere inside the repository)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build (release)"
+cargo build --release --locked
+
+step "cargo test"
+cargo test --release --locked --all-targets 2>&1 | tee target/cargo-test.log
+grep -q "test result: ok" target/cargo-test.log
+
+step "clippy"
+cargo clippy --release --locked --all-targets -- -D warnings
+
+step "validate the shipped flows"
+target/release/flowwatch validate flows/
+
+if [ -x ../shared/scenarios/check ]; then
+  step "conformance scenarios (../shared/scenarios)"
+  ../shared/scenarios/check target/release/flowwatch
+else
+  step "conformance scenarios: ../shared/scenarios not present beside this checkout, skipped"
+fi
+
+step "benchmarks, quick mode"
+bench/replay --quick
+
+echo
+echo "all tests passed"

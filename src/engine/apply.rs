@@ -1,0 +1,433 @@
+//! Applying a recognised event: routing it to its instance (by key or alias), opening
+//! instances, completing and opening steps, failing and completing instances, and the
+//! deviations and after-the-fact breaches of SPEC 1.3. Instances are taken out of their slot
+//! while they change, so the engine's other tables stay borrowable.
+
+use super::correlate::Occurrence;
+use super::instance::{Deadline, Instance, Status, StepState, StepStatus, Watch};
+use super::signal::{signal_id, Reason, Signal, SignalData, SignalKind};
+use super::{Engine, Output};
+use crate::flow::EventRole;
+use crate::time::{format_rfc3339, Millis};
+
+impl Engine {
+    /// Routes one recognised event to its instance, opening or holding as the rules say, then
+    /// hands over orphans that the event released.
+    pub(super) fn route(&mut self, occurrence: Occurrence<'_>, out: &mut Vec<Output>) {
+        let flow_idx = usize::from(occurrence.flow);
+        let flow = &self.flows[flow_idx];
+        let event = &flow.def.events[usize::from(occurrence.event)];
+        let role = flow.roles[usize::from(occurrence.event)];
+        let (route, slot) = match event.alias {
+            Some(alias) => (alias as u16 + 1, self.by_alias[flow_idx][alias].get(&*occurrence.key).copied()),
+            None => (0, self.find_instance(occurrence.flow, &occurrence.key)),
+        };
+        match slot {
+            Some(slot) => self.apply_event(slot, occurrence, out),
+            None if role == EventRole::Start && route == 0 => self.open_instance(occurrence, out),
+            None => self.hold(route, occurrence),
+        }
+        while let Some((flow, route, value, slot)) = self.pending_releases.pop_front() {
+            self.release_orphans(flow, route, &value, slot, out);
+        }
+    }
+
+    fn open_instance(&mut self, mut occurrence: Occurrence<'_>, out: &mut Vec<Output>) {
+        let flow = &self.flows[usize::from(occurrence.flow)];
+        let definition = &flow.def;
+        let started = occurrence.time;
+        let deadline = definition.deadline.map(|after| Deadline { due: started + after, seq: self.timers.next_seq() });
+        let stuck = definition.stuck_after.map(|after| Deadline { due: started + after, seq: self.timers.next_seq() });
+        let mut instance = Instance {
+            flow: occurrence.flow,
+            status: Status::Open,
+            key: Box::from(&*occurrence.key),
+            started,
+            ended: 0,
+            last_event: started,
+            steps: vec![StepState::waiting(); definition.steps.len()].into_boxed_slice(),
+            deadline: Watch { armed: deadline, ..Watch::default() },
+            stuck: Watch { armed: stuck, ..Watch::default() },
+            seen_ids: occurrence.id.into_iter().collect(),
+            payloads: Vec::new(),
+            action_runs: Vec::new(),
+            aliases: Vec::new(),
+            timer: None,
+        };
+        if let Some(payload) = occurrence.payload.take() {
+            instance.keep_payload(usize::from(occurrence.event), payload);
+        }
+        let slot = match self.free_instances.pop() {
+            Some(slot) => slot,
+            None => {
+                self.instances.push(None);
+                (self.instances.len() - 1) as u32
+            }
+        };
+        let hash = Self::key_hash(occurrence.flow, &instance.key);
+        let instances = &self.instances;
+        self.by_key.insert_unique(hash, slot, |&other| {
+            instances[other as usize].as_ref().map_or(0, |inst| Self::key_hash(inst.flow, &inst.key))
+        });
+        self.stats.started += 1;
+        self.open_instances += 1;
+        let mut signal = self.signal(&instance, SignalKind::Started, started, None, None, None, "");
+        signal.data.event = Some(self.names.events[usize::from(occurrence.flow)][usize::from(occurrence.event)].clone());
+        out.push(Output::Emit(signal));
+        self.register_links(slot, &mut instance, &occurrence);
+        let initial = self.flows[usize::from(occurrence.flow)].initial_steps.clone();
+        for step in initial {
+            self.open_step(&mut instance, step, started, out);
+        }
+        self.complete_if_done(&mut instance, started, out);
+        self.put_back(slot, instance);
+        let route_key: Box<str> = Box::from(&*occurrence.key);
+        if self.orphan_index[usize::from(occurrence.flow)][0].contains_key(&route_key) {
+            self.pending_releases.push_back((occurrence.flow, 0, route_key, slot));
+        }
+    }
+
+    /// Applies an event to an existing instance.
+    pub(super) fn apply_event(&mut self, slot: u32, mut occurrence: Occurrence<'_>, out: &mut Vec<Output>) {
+        let Some(mut instance) = self.instances[slot as usize].take() else {
+            return;
+        };
+        let role = self.flows[usize::from(instance.flow)].roles[usize::from(occurrence.event)];
+        if let Some(id) = occurrence.id {
+            if instance.seen_ids.contains(&id) {
+                self.stats.duplicates += 1;
+                self.deviation(&instance, &occurrence, Reason::Duplicate, None, out);
+                self.put_back(slot, instance);
+                return;
+            }
+            instance.seen_ids.push(id);
+        }
+        if instance.status != Status::Open {
+            self.register_links(slot, &mut instance, &occurrence);
+            let reason = if role == EventRole::Start { Reason::Repeated } else { Reason::LateEvent };
+            self.deviation(&instance, &occurrence, reason, None, out);
+            self.put_back(slot, instance);
+            return;
+        }
+        self.stuck_on_event(&mut instance, occurrence.time, out);
+        if let Some(payload) = occurrence.payload.take() {
+            instance.keep_payload(usize::from(occurrence.event), payload);
+        }
+        self.register_links(slot, &mut instance, &occurrence);
+        match role {
+            EventRole::Start => self.deviation(&instance, &occurrence, Reason::Repeated, None, out),
+            EventRole::Await(step) => {
+                let state = &mut instance.steps[step];
+                match state.status {
+                    StepStatus::Waiting => {
+                        state.pending = Some(state.pending.map_or(occurrence.time, |kept| kept.min(occurrence.time)));
+                        self.deviation(&instance, &occurrence, Reason::OutOfOrder, Some(step), out);
+                    }
+                    StepStatus::Open => {
+                        let completion = occurrence.time.max(state.opened);
+                        self.complete_step(&mut instance, step, completion, out);
+                        self.complete_if_done(&mut instance, occurrence.time, out);
+                    }
+                    StepStatus::Complete | StepStatus::Skipped => {
+                        self.deviation(&instance, &occurrence, Reason::Repeated, Some(step), out)
+                    }
+                }
+            }
+            EventRole::Fail => self.fail(&mut instance, &occurrence, out),
+            EventRole::Other => {}
+        }
+        self.put_back(slot, instance);
+    }
+
+    /// Stuck detection on an event: a stuck period the event proves (after the fact), the
+    /// resolution of a stuck breach that ran actions, and re-arming.
+    fn stuck_on_event(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
+        let Some(stuck_after) = self.flows[usize::from(instance.flow)].def.stuck_after else {
+            return;
+        };
+        if let Some(armed) = instance.stuck.armed {
+            if time > armed.due {
+                instance.stuck.armed = None;
+                instance.stuck.breaches += 1;
+                self.after_the_fact(instance, None, Reason::Stuck, armed.due, instance.stuck.breaches, out);
+            }
+        }
+        if let Some(alerted) = instance.stuck.unresolved.take() {
+            let attempt = Some(instance.stuck.breaches);
+            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Stuck), attempt, "");
+            self.push_resolved(signal, alerted, out);
+        }
+        instance.last_event = instance.last_event.max(time);
+        let due = instance.last_event + stuck_after;
+        if instance.stuck.armed.map(|armed| armed.due) != Some(due) {
+            instance.stuck.armed = Some(Deadline { due, seq: self.timers.next_seq() });
+        }
+    }
+
+    /// Completes an open step at `completion`, signalling a late breach first when the
+    /// completion is past the window's deadline, then opens the steps that waited for it.
+    fn complete_step(&mut self, instance: &mut Instance, step: usize, completion: Millis, out: &mut Vec<Output>) {
+        if let Some(deadline) = instance.steps[step].deadline.take() {
+            if completion > deadline.due {
+                instance.steps[step].breaches += 1;
+                let attempt = instance.steps[step].breaches;
+                self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
+            }
+        }
+        let state = &mut instance.steps[step];
+        state.status = StepStatus::Complete;
+        state.completed = completion;
+        let late = state.breaches > 0;
+        let resolve = state.unresolved.take().map(|alerted| (state.breaches, alerted));
+        let mut signal = self.signal(instance, SignalKind::StepCompleted, completion, Some(step), None, None, "");
+        signal.data.late = Some(late);
+        out.push(Output::Emit(signal));
+        if let Some((attempt, alerted)) = resolve {
+            let signal =
+                self.signal(instance, SignalKind::Resolved, completion, Some(step), Some(Reason::Sla), Some(attempt), "");
+            self.push_resolved(signal, alerted, out);
+        }
+        self.open_dependents(instance, step, out);
+    }
+
+    fn open_dependents(&mut self, instance: &mut Instance, step: usize, out: &mut Vec<Output>) {
+        let flow = self.flows.clone();
+        let flow = &flow[usize::from(instance.flow)];
+        for &dependent in &flow.dependents[step] {
+            if instance.steps[dependent].status != StepStatus::Waiting {
+                continue;
+            }
+            let after = &flow.def.steps[dependent].after;
+            if after.iter().all(|&before| instance.steps[before].is_done()) {
+                let at = after.iter().map(|&before| instance.steps[before].completed).max().unwrap_or(instance.started);
+                self.open_step(instance, dependent, at, out);
+            }
+        }
+    }
+
+    /// Opens a step at `at`: evaluates its condition, arms its SLA, and completes it at once if
+    /// its `await` event already arrived.
+    fn open_step(&mut self, instance: &mut Instance, step: usize, at: Millis, out: &mut Vec<Output>) {
+        let flows = self.flows.clone();
+        let flow = &flows[usize::from(instance.flow)];
+        let definition = &flow.def.steps[step];
+        if let Some(condition) = &definition.when {
+            let event_names = &self.names.events[usize::from(instance.flow)];
+            let payloads = instance.payloads.iter().map(|(event, payload)| (&*event_names[usize::from(*event)], payload));
+            let holds = match condition.evaluate(&instance.key, payloads) {
+                Ok(holds) => holds,
+                Err(detail) => {
+                    let mut signal = self.signal(
+                        instance,
+                        SignalKind::Deviation,
+                        at,
+                        Some(step),
+                        Some(Reason::ConditionError),
+                        None,
+                        "",
+                    );
+                    signal.data.detail = Some(detail);
+                    out.push(Output::Emit(signal));
+                    false
+                }
+            };
+            if !holds {
+                let state = &mut instance.steps[step];
+                state.status = StepStatus::Skipped;
+                state.opened = at;
+                state.completed = at;
+                state.pending = None;
+                let mut signal = self.signal(instance, SignalKind::StepCompleted, at, Some(step), None, None, "");
+                signal.data.late = Some(false);
+                signal.data.skipped = Some(true);
+                out.push(Output::Emit(signal));
+                self.open_dependents(instance, step, out);
+                return;
+            }
+        }
+        let state = &mut instance.steps[step];
+        state.status = StepStatus::Open;
+        state.opened = at;
+        if let Some(within) = definition.within {
+            state.deadline = Some(Deadline { due: at + within, seq: self.timers.next_seq() });
+        }
+        if let Some(pending) = instance.steps[step].pending.take() {
+            self.complete_step(instance, step, pending.max(at), out);
+        }
+    }
+
+    /// Completes the instance when every step is done. `record_time` is the time of the record
+    /// that ended it: deadlines before it that were not signalled are signalled first.
+    pub(super) fn complete_if_done(&mut self, instance: &mut Instance, record_time: Millis, out: &mut Vec<Output>) {
+        if instance.status != Status::Open || !instance.all_steps_done() {
+            return;
+        }
+        let completion = instance.steps.iter().map(|step| step.completed).max().unwrap_or(instance.started);
+        self.signal_passed_deadlines(instance, record_time, out);
+        self.stats.completed += 1;
+        self.end(instance, Status::Completed, completion);
+        out.push(Output::Emit(self.signal(instance, SignalKind::Completed, completion, None, None, None, "")));
+        self.resolve_deadline(instance, completion, out);
+    }
+
+    fn fail(&mut self, instance: &mut Instance, occurrence: &Occurrence<'_>, out: &mut Vec<Output>) {
+        self.signal_passed_deadlines(instance, occurrence.time, out);
+        self.stats.failed += 1;
+        self.end(instance, Status::Failed, occurrence.time);
+        let mut signal = self.signal(instance, SignalKind::Failed, occurrence.time, None, None, None, "");
+        signal.data.event = Some(self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone());
+        out.push(Output::Emit(signal));
+        self.resolve_deadline(instance, occurrence.time, out);
+    }
+
+    /// Signals, without actions and in deadline order, every armed step deadline and the
+    /// instance deadline that lie before `time` (SPEC 1.3, breaches after the fact).
+    fn signal_passed_deadlines(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
+        let mut passed: Vec<(Deadline, Option<usize>)> = instance
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(index, step)| step.deadline.filter(|d| d.due < time).map(|d| (d, Some(index))))
+            .collect();
+        if let Some(deadline) = instance.deadline.armed.filter(|d| d.due < time) {
+            passed.push((deadline, None));
+        }
+        passed.sort_by_key(|(deadline, _)| deadline.key());
+        for (deadline, step) in passed {
+            match step {
+                Some(step) => {
+                    instance.steps[step].deadline = None;
+                    instance.steps[step].breaches += 1;
+                    let attempt = instance.steps[step].breaches;
+                    self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
+                }
+                None => {
+                    instance.deadline.armed = None;
+                    instance.deadline.breaches += 1;
+                    let attempt = instance.deadline.breaches;
+                    self.after_the_fact(instance, None, Reason::Deadline, deadline.due, attempt, out);
+                }
+            }
+        }
+    }
+
+    fn resolve_deadline(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
+        if let Some(alerted) = instance.deadline.unresolved.take() {
+            let attempt = Some(instance.deadline.breaches);
+            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Deadline), attempt, "");
+            self.push_resolved(signal, alerted, out);
+        }
+    }
+
+    /// Ends the instance: drops its pending timers and arms its retention expiry (the
+    /// `deadline` watch of an ended instance is its retention).
+    fn end(&mut self, instance: &mut Instance, status: Status, at: Millis) {
+        instance.status = status;
+        instance.ended = at;
+        self.open_instances -= 1;
+        for step in instance.steps.iter_mut() {
+            step.deadline = None;
+        }
+        instance.stuck.armed = None;
+        let due = at.saturating_add(self.config.retention);
+        instance.deadline.armed = Some(Deadline { due, seq: self.timers.next_seq() });
+    }
+
+    /// A breach noticed only when a later event arrived: signalled with no actions.
+    pub(super) fn after_the_fact(
+        &mut self,
+        instance: &Instance,
+        step: Option<usize>,
+        reason: Reason,
+        due: Millis,
+        attempt: u32,
+        out: &mut Vec<Output>,
+    ) {
+        self.stats.breaches += 1;
+        let mut signal = self.signal(instance, SignalKind::Breached, due, step, Some(reason), Some(attempt), "");
+        signal.data.after_the_fact = Some(true);
+        out.push(Output::Emit(signal));
+    }
+
+    /// A resolution goes to the alerts topic when the breach it resolves did.
+    fn push_resolved(&mut self, mut signal: Signal, alerted: bool, out: &mut Vec<Output>) {
+        signal.alert = alerted;
+        out.push(Output::Emit(signal));
+    }
+
+    fn deviation(
+        &mut self,
+        instance: &Instance,
+        occurrence: &Occurrence<'_>,
+        reason: Reason,
+        step: Option<usize>,
+        out: &mut Vec<Output>,
+    ) {
+        let origin = &occurrence.origin;
+        let discriminator =
+            format!("{}/{}/{}", self.topics.topic_name(origin.topic), origin.partition, origin.offset);
+        let mut signal =
+            self.signal(instance, SignalKind::Deviation, occurrence.time, step, Some(reason), None, &discriminator);
+        signal.data.event = Some(self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone());
+        out.push(Output::Emit(signal));
+    }
+
+    /// Registers the event's links for the instance and queues the orphans they release.
+    fn register_links(&mut self, slot: u32, instance: &mut Instance, occurrence: &Occurrence<'_>) {
+        let flow = usize::from(instance.flow);
+        for (alias, value) in &occurrence.links {
+            let value: Box<str> = Box::from(&**value);
+            self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
+            if !instance.aliases.iter().any(|(kept, kept_value)| kept == alias && *kept_value == value) {
+                instance.aliases.push((*alias, value.clone()));
+            }
+            if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(&value) {
+                self.pending_releases.push_back((instance.flow, *alias + 1, value, slot));
+            }
+        }
+    }
+
+    /// Puts an instance back in its slot and moves its timer-queue entry to its next deadline.
+    pub(super) fn put_back(&mut self, slot: u32, mut instance: Instance) {
+        let next = instance.next_due().map(|(deadline, _)| deadline.key());
+        self.timers.reschedule(&mut instance.timer, next, super::timers::TimerTarget::Instance(slot));
+        self.instances[slot as usize] = Some(instance);
+    }
+
+    /// Builds an instance-level signal with the required data and a deterministic id.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn signal(
+        &self,
+        instance: &Instance,
+        kind: SignalKind,
+        time: Millis,
+        step: Option<usize>,
+        reason: Option<Reason>,
+        attempt: Option<u32>,
+        discriminator: &str,
+    ) -> Signal {
+        let flow = usize::from(instance.flow);
+        let step_name = step.map(|step| self.names.steps[flow][step].clone());
+        let started = instance.started.to_string();
+        let attempt_text = attempt.map(|attempt| attempt.to_string()).unwrap_or_default();
+        let id = signal_id(&[
+            &self.names.flows[flow],
+            &instance.key,
+            &started,
+            kind.as_str(),
+            step_name.as_deref().unwrap_or(""),
+            &attempt_text,
+            reason.map_or("", Reason::as_str),
+            discriminator,
+        ]);
+        let key = instance.key.to_string();
+        let mut data = SignalData::new(self.names.flows[flow].clone(), key.clone());
+        data.step = step_name;
+        data.reason = reason;
+        data.attempt = attempt;
+        if kind == SignalKind::Started {
+            data.started_at = Some(format_rfc3339(instance.started));
+        }
+        Signal { id, kind, source: self.source.clone(), subject: key, time, alert: false, data }
+    }
+}

@@ -1,0 +1,196 @@
+//! Timers firing: SLA breaches of steps, instance deadlines, stuck instances and retention
+//! expiry, and the actions a breach runs (SPEC 1.6): the built-in `alert`, declared actions,
+//! retries that re-open a step's window, and what runs once a retry's attempts are spent.
+
+use super::instance::{Deadline, DueWhat, Instance, Status, SCOPE_DEADLINE, SCOPE_STUCK};
+use super::signal::{Reason, SignalKind};
+use super::timers::TimerKey;
+use super::{ActionRecord, Engine, Output};
+use crate::flow::template::Context;
+use crate::flow::ActionRef;
+use crate::time::Millis;
+use serde_json::json;
+use std::sync::Arc;
+
+/// What running a breach's action list did.
+#[derive(Default)]
+struct ActionRuns {
+    /// Names of the actions that ran, in order (`data.actions`).
+    names: Vec<Arc<str>>,
+    /// The built-in `alert` ran.
+    alert: bool,
+    /// Declared actions that ran: (action index, run count).
+    declared: Vec<(usize, u32)>,
+    /// A retry ran: the step's window re-opens.
+    reopen: bool,
+}
+
+impl Engine {
+    /// An instance's queue entry came due.
+    pub(super) fn instance_timer(&mut self, slot: u32, key: TimerKey, out: &mut Vec<Output>) {
+        let Some(mut instance) = self.instances[slot as usize].take() else {
+            return;
+        };
+        instance.timer = None;
+        if instance.status != Status::Open {
+            self.purge(slot, instance);
+            return;
+        }
+        if let Some((deadline, what)) = instance.next_due() {
+            if deadline.key() == key {
+                match what {
+                    DueWhat::Step(step) => self.step_breached(&mut instance, step, deadline, out),
+                    DueWhat::Deadline => self.deadline_breached(&mut instance, deadline, out),
+                    DueWhat::Stuck => self.stuck_breached(&mut instance, deadline, out),
+                }
+            }
+        }
+        self.put_back(slot, instance);
+    }
+
+    fn step_breached(&mut self, instance: &mut Instance, step: usize, deadline: Deadline, out: &mut Vec<Output>) {
+        let flows = self.flows.clone();
+        let definition = &flows[usize::from(instance.flow)].def.steps[step];
+        let state = &mut instance.steps[step];
+        state.deadline = None;
+        state.breaches += 1;
+        let attempt = state.breaches;
+        let runs = self.run_actions(instance, &definition.on_breach, step as u16, deadline.due);
+        instance.steps[step].unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        if runs.reopen {
+            if let Some(within) = definition.within {
+                let due = deadline.due + within;
+                instance.steps[step].deadline = Some(Deadline { due, seq: self.timers.next_seq() });
+            }
+        }
+        self.emit_breach(instance, Some(step), Reason::Sla, deadline.due, attempt, runs, out);
+    }
+
+    fn deadline_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
+        let flows = self.flows.clone();
+        let definition = &flows[usize::from(instance.flow)].def;
+        instance.deadline.armed = None;
+        instance.deadline.breaches += 1;
+        let attempt = instance.deadline.breaches;
+        let runs = self.run_actions(instance, &definition.on_deadline, SCOPE_DEADLINE, deadline.due);
+        instance.deadline.unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        self.emit_breach(instance, None, Reason::Deadline, deadline.due, attempt, runs, out);
+    }
+
+    fn stuck_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
+        let flows = self.flows.clone();
+        let definition = &flows[usize::from(instance.flow)].def;
+        instance.stuck.armed = None;
+        instance.stuck.breaches += 1;
+        let attempt = instance.stuck.breaches;
+        let runs = self.run_actions(instance, &definition.on_stuck, SCOPE_STUCK, deadline.due);
+        instance.stuck.unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        self.emit_breach(instance, None, Reason::Stuck, deadline.due, attempt, runs, out);
+    }
+
+    /// Emits the breach, then one `action` signal and one record per declared action run.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_breach(
+        &mut self,
+        instance: &Instance,
+        step: Option<usize>,
+        reason: Reason,
+        due: Millis,
+        attempt: u32,
+        runs: ActionRuns,
+        out: &mut Vec<Output>,
+    ) {
+        self.stats.breaches += 1;
+        let mut breach = self.signal(instance, SignalKind::Breached, due, step, Some(reason), Some(attempt), "");
+        breach.data.actions = runs.names;
+        breach.alert = runs.alert;
+        out.push(Output::Emit(breach));
+        let flows = self.flows.clone();
+        let flow = &flows[usize::from(instance.flow)];
+        for (action_idx, run) in runs.declared {
+            self.stats.actions += 1;
+            let action = &flow.def.actions[action_idx];
+            let name = self.names.actions[usize::from(instance.flow)][action_idx].clone();
+            let event_lookup = |event: usize| instance.payload(event);
+            let context = Context {
+                key: &instance.key,
+                flow: &flow.def.name,
+                step: step.map(|step| flow.def.steps[step].name.as_str()),
+                attempt: Some(run),
+                events: &event_lookup,
+            };
+            let topic = action.publish.topic.render_text(&context);
+            let key = action.publish.key.as_ref().map(|key| key.render_text(&context));
+            let value = action.publish.value.render(&context);
+            let mut signal =
+                self.signal(instance, SignalKind::Action, due, step, None, Some(run), &format!("{reason:?}/{name}"));
+            signal.data.action = Some(name);
+            signal.data.trigger = Some(reason);
+            signal.data.actions = vec![signal.data.action.clone().unwrap_or_default()];
+            signal.data.record = Some(json!({"topic": topic, "key": key, "value": value}));
+            let signal_id = signal.id.clone();
+            out.push(Output::Emit(signal));
+            out.push(Output::Publish(ActionRecord { topic, key, value, signal_id }));
+        }
+    }
+
+    /// Runs an action list for a breach due at `due` in `scope` (a step index, or the deadline
+    /// or stuck scope). Past the action horizon nothing runs.
+    fn run_actions(&mut self, instance: &mut Instance, list: &[ActionRef], scope: u16, due: Millis) -> ActionRuns {
+        let mut runs = ActionRuns::default();
+        if due < self.action_horizon {
+            return runs;
+        }
+        self.run_list(instance, list, scope, 0, &mut runs);
+        runs
+    }
+
+    fn run_list(&mut self, instance: &mut Instance, list: &[ActionRef], scope: u16, depth: u8, runs: &mut ActionRuns) {
+        let flows = self.flows.clone();
+        let flow = &flows[usize::from(instance.flow)];
+        for action_ref in list {
+            match *action_ref {
+                ActionRef::Alert => {
+                    if !runs.alert {
+                        runs.alert = true;
+                        runs.names.push(self.names.alert.clone());
+                    }
+                }
+                ActionRef::Declared(action_idx) => {
+                    let action = &flow.def.actions[action_idx];
+                    let spent = action.attempts.is_some_and(|attempts| instance.runs(action_idx, scope) >= attempts);
+                    if spent {
+                        // `then` of a spent retry; one level only, so a `then` that names a spent
+                        // retry cannot loop.
+                        if depth == 0 {
+                            self.run_list(instance, &action.then, scope, depth + 1, runs);
+                        }
+                        continue;
+                    }
+                    let run = instance.count_run(action_idx, scope);
+                    runs.names.push(self.names.actions[usize::from(instance.flow)][action_idx].clone());
+                    runs.declared.push((action_idx, run));
+                    if action.attempts.is_some() && scope < SCOPE_STUCK {
+                        runs.reopen = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Retention expired: forget the instance, its key and the aliases that still point at it.
+    fn purge(&mut self, slot: u32, instance: Instance) {
+        let flow = usize::from(instance.flow);
+        let hash = Self::key_hash(instance.flow, &instance.key);
+        if let Ok(entry) = self.by_key.find_entry(hash, |&other| other == slot) {
+            entry.remove();
+        }
+        for (alias, value) in &instance.aliases {
+            let aliases = &mut self.by_alias[flow][usize::from(*alias)];
+            if aliases.get(value) == Some(&slot) {
+                aliases.remove(value);
+            }
+        }
+        self.free_instances.push(slot);
+    }
+}

@@ -1,0 +1,108 @@
+//! Property test over random streams: events of a few keys in random order, shuffled within
+//! the allowed lateness, with re-deliveries and truncation. Whatever the stream: no panic, an
+//! instance ends at most once, a window breaches at most once, ids are unique, and two runs
+//! print the same bytes.
+
+use super::tests::ORDER;
+use super::*;
+use crate::flow::parse_flow_file;
+use proptest::prelude::*;
+use std::collections::HashSet;
+
+const EVENTS: [(&str, &str); 7] = [
+    ("orders", r#""type":"Placed""#),
+    ("stock", r#""type":"Reserved""#),
+    ("pay", r#""type":"PayRequested","pid":"P""#),
+    ("pay", r#""type":"Charged","pid":"P""#),
+    ("ship", r#""type":"Shipped""#),
+    ("orders", r#""type":"Cancelled""#),
+    ("notes", r#""n":1"#),
+];
+
+fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record {
+    let (topic, body) = EVENTS[event];
+    let body = body.replace('P', &format!("p-{key}"));
+    Record {
+        topic: topic.to_string(),
+        partition: 0,
+        offset,
+        key: None,
+        timestamp: time,
+        headers: Vec::new(),
+        value: serde_json::from_str(&format!(r#"{{{body},"id":"o-{key}","eid":"e{eid}"}}"#)).expect("valid JSON"),
+    }
+}
+
+fn run(records: &[Record], lateness: Millis) -> Vec<Signal> {
+    let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
+    let config = EngineConfig { allowed_lateness: lateness, ..EngineConfig::default() };
+    let mut engine = Engine::new(vec![Flow::new(flow)], config);
+    let mut outputs = Vec::new();
+    for record in records {
+        engine.handle(Input::RecordReceived(record), &mut outputs);
+    }
+    engine.handle(Input::ClockAdvanced(30 * 86_400_000), &mut outputs);
+    outputs
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Emit(signal) => Some(signal),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (key, event, minute, event-id) tuples become records in time order, then neighbouring
+/// records closer than the lateness are swapped and some are re-delivered.
+fn stream() -> impl Strategy<Value = (Vec<Record>, Millis)> {
+    let event = (0u8..4, 0usize..EVENTS.len(), 0i64..300, 0u8..40);
+    (prop::collection::vec(event, 0..80), 0i64..3, prop::collection::vec(any::<u16>(), 0..40), 0usize..80)
+        .prop_map(|(mut events, lateness_minutes, shuffles, truncate)| {
+            events.sort_by_key(|(_, _, minute, _)| *minute);
+            let lateness = lateness_minutes * 60_000;
+            let mut records: Vec<Record> = events
+                .iter()
+                .enumerate()
+                .map(|(index, (key, event, minute, eid))| record(*key, *event, minute * 60_000, *eid, index as i64))
+                .collect();
+            for shuffle in shuffles {
+                let index = usize::from(shuffle) % records.len().max(1);
+                if index + 1 < records.len() && records[index + 1].timestamp - records[index].timestamp <= lateness {
+                    records.swap(index, index + 1);
+                }
+                if shuffle % 7 == 0 && index < records.len() {
+                    let again = records[index].clone();
+                    records.insert(index + 1, again);
+                }
+            }
+            records.truncate(truncate.max(records.len() / 2));
+            (records, lateness)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_streams_keep_the_invariants((records, lateness) in stream()) {
+        let signals = run(&records, lateness);
+        let mut ids = HashSet::new();
+        let mut ended = HashSet::new();
+        let mut breaches = HashSet::new();
+        for signal in &signals {
+            prop_assert!(ids.insert(signal.id.clone()), "duplicate id {}", signal.to_json());
+            match signal.kind {
+                SignalKind::Completed | SignalKind::Failed => {
+                    prop_assert!(ended.insert(signal.subject.clone()), "ended twice: {}", signal.to_json());
+                }
+                SignalKind::Breached => {
+                    let window = (signal.subject.clone(), signal.data.step.clone(), signal.data.reason, signal.data.attempt);
+                    prop_assert!(breaches.insert(window), "window breached twice: {}", signal.to_json());
+                }
+                _ => {}
+            }
+        }
+        let again = run(&records, lateness);
+        let render = |signals: &[Signal]| signals.iter().map(Signal::to_json).collect::<Vec<_>>();
+        prop_assert_eq!(render(&signals), render(&again));
+    }
+}

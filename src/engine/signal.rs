@@ -1,0 +1,254 @@
+//! Signals: everything the engine says about instances, as CloudEvents 1.0 structured-mode
+//! JSON. Ids are UUIDv5 over the signal's identity (flow, key, instance start, kind, step,
+//! attempt, reason, action and, for deviations, the record's coordinates), so a signal that is
+//! re-derived after a restart carries the same id and two different signals never share one.
+
+use crate::time::{format_rfc3339, Millis};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The kinds of signal (SPEC 2); the CloudEvents `type` is `flowwatch.` + [`SignalKind::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SignalKind {
+    Started,
+    StepCompleted,
+    Breached,
+    Action,
+    Resolved,
+    Completed,
+    Failed,
+    Orphaned,
+    Deviation,
+}
+
+impl SignalKind {
+    /// The kind as written in `type` after `flowwatch.`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::Started => "started",
+            SignalKind::StepCompleted => "step_completed",
+            SignalKind::Breached => "breached",
+            SignalKind::Action => "action",
+            SignalKind::Resolved => "resolved",
+            SignalKind::Completed => "completed",
+            SignalKind::Failed => "failed",
+            SignalKind::Orphaned => "orphaned",
+            SignalKind::Deviation => "deviation",
+        }
+    }
+}
+
+/// Why a breach, resolution or deviation happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Sla,
+    Deadline,
+    Stuck,
+    OutOfOrder,
+    LateEvent,
+    Duplicate,
+    Repeated,
+    ConditionError,
+    ClockSkew,
+}
+
+impl Reason {
+    /// The reason as written in `data.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Sla => "sla",
+            Reason::Deadline => "deadline",
+            Reason::Stuck => "stuck",
+            Reason::OutOfOrder => "out_of_order",
+            Reason::LateEvent => "late_event",
+            Reason::Duplicate => "duplicate",
+            Reason::Repeated => "repeated",
+            Reason::ConditionError => "condition_error",
+            Reason::ClockSkew => "clock_skew",
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// One signal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signal {
+    /// Deterministic CloudEvents id.
+    pub id: String,
+    /// What happened.
+    pub kind: SignalKind,
+    /// `flowwatch/` + instance name.
+    pub source: Arc<str>,
+    /// The business key (or, for `orphaned`, the key or alias value the events were held under).
+    pub subject: String,
+    /// Logical event time at which it happened (a breach: its deadline).
+    pub time: Millis,
+    /// True when the built-in `alert` action ran for it: it also goes to the alerts topic.
+    pub alert: bool,
+    /// The `data` object.
+    pub data: SignalData,
+}
+
+/// The `data` of a signal. The first six fields are always present; the rest only where they
+/// apply to the kind.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SignalData {
+    pub flow: Arc<str>,
+    pub key: String,
+    pub step: Option<Arc<str>>,
+    pub reason: Option<Reason>,
+    pub attempt: Option<u32>,
+    pub actions: Vec<Arc<str>>,
+    /// `step_completed`: a breach of the step was signalled before it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<bool>,
+    /// `step_completed`: the step was skipped by its `when` condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
+    /// `action`: the declared action that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Arc<str>>,
+    /// `action`: the breach that triggered it (`sla`, `deadline`, `stuck`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Reason>,
+    /// `action`: the record it published (`topic`, `key`, `value`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Value>,
+    /// `failed`, `deviation`: the event name involved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Arc<str>>,
+    /// `orphaned`: the alias the events were held under (absent: the primary key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<Arc<str>>,
+    /// `orphaned`: how many events were held and dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<u32>,
+    /// `started` and later: when the instance started (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// `deviation`: human-readable detail (condition errors, clock skew).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `breached` after the fact: true when it was noticed only when a later event arrived,
+    /// and so ran no actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_the_fact: Option<bool>,
+}
+
+impl SignalData {
+    /// Data with the required fields and nothing else.
+    pub fn new(flow: Arc<str>, key: String) -> SignalData {
+        SignalData {
+            flow,
+            key,
+            step: None,
+            reason: None,
+            attempt: None,
+            actions: Vec::new(),
+            late: None,
+            skipped: None,
+            action: None,
+            trigger: None,
+            record: None,
+            event: None,
+            alias: None,
+            held: None,
+            started_at: None,
+            detail: None,
+            after_the_fact: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct CloudEvent<'a> {
+    specversion: &'static str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: String,
+    subject: &'a str,
+    time: String,
+    datacontenttype: &'static str,
+    data: &'a SignalData,
+}
+
+impl Signal {
+    /// The CloudEvents `type`.
+    pub fn event_type(&self) -> String {
+        format!("flowwatch.{}", self.kind.as_str())
+    }
+
+    /// Appends the signal as one line of CloudEvents JSON (no trailing newline).
+    pub fn write_json(&self, buffer: &mut Vec<u8>) {
+        let event = CloudEvent {
+            specversion: "1.0",
+            id: &self.id,
+            source: &self.source,
+            kind: self.event_type(),
+            subject: &self.subject,
+            time: format_rfc3339(self.time),
+            datacontenttype: "application/json",
+            data: &self.data,
+        };
+        // Serialising these plain structs into a Vec cannot fail: every map key is a string.
+        serde_json::to_writer(buffer, &event).expect("signal serialises to JSON");
+    }
+
+    /// The signal as CloudEvents JSON.
+    pub fn to_json(&self) -> String {
+        let mut buffer = Vec::with_capacity(256);
+        self.write_json(&mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// Namespace of flowwatch signal ids (a fixed random UUID).
+const ID_NAMESPACE: uuid::Uuid = uuid::uuid!("5b0f4a8e-6f0e-4d3c-9a57-1c2f0b7e9d41");
+
+/// Builds a deterministic id from identity components. Each component is length-prefixed, so
+/// no choice of keys can make two different component lists collide textually.
+pub fn signal_id(components: &[&str]) -> String {
+    let mut name = Vec::with_capacity(128);
+    for component in components {
+        name.extend_from_slice(component.len().to_string().as_bytes());
+        name.push(b':');
+        name.extend_from_slice(component.as_bytes());
+    }
+    uuid::Uuid::new_v5(&ID_NAMESPACE, &name).hyphenated().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_length_prefixed() {
+        assert_eq!(signal_id(&["a", "b"]), signal_id(&["a", "b"]));
+        assert_ne!(signal_id(&["a:b", ""]), signal_id(&["a", "b:"]));
+        assert_ne!(signal_id(&["ab", "c"]), signal_id(&["a", "bc"]));
+    }
+
+    #[test]
+    fn renders_cloudevents() {
+        let signal = Signal {
+            id: "x".into(),
+            kind: SignalKind::StepCompleted,
+            source: "flowwatch/replay".into(),
+            subject: "o-1".into(),
+            time: 0,
+            alert: false,
+            data: SignalData { late: Some(true), ..SignalData::new("f".into(), "o-1".into()) },
+        };
+        assert_eq!(
+            signal.to_json(),
+            r#"{"specversion":"1.0","id":"x","source":"flowwatch/replay","type":"flowwatch.step_completed","subject":"o-1","time":"1970-01-01T00:00:00.000Z","datacontenttype":"application/json","data":{"flow":"f","key":"o-1","step":null,"reason":null,"attempt":null,"actions":[],"late":true}}"#
+        );
+    }
+}

@@ -77,6 +77,10 @@ pub fn load_dir_or_files(paths: &[PathBuf]) -> LoadReport {
                 report.errors.push(file_error(&file, "no such file or directory: give flow files or directories of them"));
                 continue;
             }
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                report.errors.push(file_error(&file, "the file is not UTF-8 text: save it as UTF-8"));
+                continue;
+            }
             Err(error) => {
                 report.errors.push(file_error(&file, format!("cannot read the flow file: {error}")));
                 continue;

@@ -38,7 +38,7 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
     }
     let mut alias_uses: Vec<(usize, String, Position)> = Vec::new();
     for entry in &entries {
-        check_reference_name(reader, "event", entry.name, entry.key_at);
+        check_event_name(reader, entry.name, entry.key_at);
         let owner = Owner::named("event", entry.name, entry.key_at);
         let mut event = EventDef {
             name: entry.name.to_string(),
@@ -89,21 +89,17 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
     read
 }
 
-/// Event and alias names are used as `${events.NAME.PATH}` and `events.NAME` in templates and
+/// Event names are used as `${events.NAME.PATH}` and `events.NAME` in templates and
 /// conditions, so they cannot contain dots or spaces.
-pub fn check_reference_name(reader: &mut Reader, kind: &str, name: &str, at: Position) -> bool {
+fn check_event_name(reader: &mut Reader, name: &str, at: Position) {
     if name.is_empty() {
-        reader.error(at, format!("{kind} name is empty: give the {kind} a name"));
-        return false;
-    }
-    if name.contains('.') || name.chars().any(char::is_whitespace) {
+        reader.error(at, "event name is empty: give the event a name");
+    } else if name.contains('.') || name.chars().any(char::is_whitespace) {
         reader.error(
             at,
-            format!("{kind} name {name:?} contains a dot or a space, so templates and conditions cannot refer to it: use letters, digits, '_' or '-'"),
+            format!("event name {name:?} contains a dot or a space, so templates and conditions cannot refer to it: use letters, digits, '_' or '-'"),
         );
-        return false;
     }
-    true
 }
 
 /// A Kafka topic name, which must be a non-empty string of letters, digits, `.`, `_` and `-`.
@@ -220,7 +216,10 @@ fn read_links(reader: &mut Reader, field: &Field<'_>, owner: &Owner, aliases: &m
     };
     let mut links = Vec::new();
     for entry in &entries {
-        let name_ok = check_reference_name(reader, "alias", entry.name, entry.key_at);
+        let name_ok = !entry.name.trim().is_empty();
+        if !name_ok {
+            reader.error(entry.key_at, format!("{what} has an empty alias name: name the alias, as in {{ paymentId: payment.id }}"));
+        }
         let link = owner.field(&format!("link {:?}", entry.name));
         let path = match &entry.value.value {
             Node::Str(text) => {

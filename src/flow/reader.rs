@@ -181,7 +181,11 @@ impl Reader {
         match &field.value.value {
             Node::Str(text) => Some(text),
             other => {
-                self.error(field.value_at(), format!("{subject} must be {expected}, found {}", other.kind()));
+                let mut message = format!("{subject} must be {expected}, found {}", other.kind());
+                if let (true, Some(text)) = (other.is_scalar(), other.key_text()) {
+                    message.push_str(&format!(" (write \"{text}\" in quotes if you mean the text)"));
+                }
+                self.error(field.value_at(), message);
                 None
             }
         }
@@ -300,19 +304,30 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         .map(|(_, candidate)| candidate)
 }
 
-/// Levenshtein distance over characters.
+/// Edit distance over characters where inserting, deleting or replacing a character, or
+/// swapping two adjacent ones, costs 1 (optimal string alignment).
 fn edit_distance(left: &str, right: &str) -> usize {
+    let left: Vec<char> = left.chars().collect();
     let right: Vec<char> = right.chars().collect();
-    let mut previous: Vec<usize> = (0..=right.len()).collect();
-    for (left_index, left_char) in left.chars().enumerate() {
-        let mut current = vec![left_index + 1; right.len() + 1];
-        for (right_index, right_char) in right.iter().enumerate() {
-            let substitution = previous[right_index] + usize::from(left_char != *right_char);
-            current[right_index + 1] = substitution.min(previous[right_index + 1] + 1).min(current[right_index] + 1);
-        }
-        previous = current;
+    // distances[i][j]: distance between the first i chars of left and the first j of right.
+    let mut distances = vec![vec![0usize; right.len() + 1]; left.len() + 1];
+    for (i, row) in distances.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[right.len()]
+    for j in 0..=right.len() {
+        distances[0][j] = j;
+    }
+    for i in 1..=left.len() {
+        for j in 1..=right.len() {
+            let cost = usize::from(left[i - 1] != right[j - 1]);
+            let mut best = (distances[i - 1][j] + 1).min(distances[i][j - 1] + 1).min(distances[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && left[i - 1] == right[j - 2] && left[i - 2] == right[j - 1] {
+                best = best.min(distances[i - 2][j - 2] + 1);
+            }
+            distances[i][j] = best;
+        }
+    }
+    distances[left.len()][right.len()]
 }
 
 #[cfg(test)]
@@ -325,7 +340,9 @@ mod tests {
         assert_eq!(closest("withn", fields.into_iter()), Some("within"));
         assert_eq!(closest("Await", fields.into_iter()), Some("await"));
         assert_eq!(closest("deadline", fields.into_iter()), None);
+        assert_eq!(closest("valeu", ["topic", "key", "value"].into_iter()), Some("value"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("ab", "ba"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
     }
 

@@ -6,8 +6,13 @@
 
 pub mod condition;
 pub mod parse;
+mod parse_actions;
+mod parse_events;
+mod parse_steps;
 pub mod path;
+mod reader;
 pub mod template;
+mod validate_rules;
 mod yaml;
 
 pub use condition::Condition;

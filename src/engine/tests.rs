@@ -223,8 +223,8 @@ fn a_breach_fires_only_when_the_clock_passes_the_deadline() {
         r#"
         0 orders {"type":"Placed","id":"o-1","eid":"e1"}
         # the clock reaches the deadline but does not pass it
-        10m notes {"id":"zz"}
-        10m1ms notes {"id":"zz"}
+        10m noise {}
+        10m1ms noise {}
         "#,
         expect![[r#"
             0s started o-1 event=Placed
@@ -314,10 +314,10 @@ steps:
 fn allowed_lateness_keeps_an_out_of_order_completion_from_breaching() {
     let script = r#"
         0 orders {"type":"Placed","id":"o-1","eid":"e1"}
-        12m notes {"id":"zz"}
+        12m noise {}
         9m stock {"type":"Reserved","id":"o-1","eid":"e2"}
         # payment opened at 9m is due at 24m; the clock (30m - 5m) passes it
-        30m notes {"id":"zz"}
+        30m noise {}
         "#;
     let lateness = EngineConfig { allowed_lateness: 5 * 60_000, ..EngineConfig::default() };
     check_with(
@@ -400,13 +400,13 @@ fn events_through_an_unknown_alias_wait_for_their_link() {
         3m pay {"type":"PayRequested","id":"o-1","pid":"p-1","eid":"e3"}
         # never linked: orphaned under the alias value once the clock passes 4m + 5m
         4m pay {"type":"Charged","pid":"p-9","eid":"e9"}
-        9m1ms notes {"id":"zz"}
+        9m1ms noise {}
         "#,
         expect![[r#"
             0s started o-1 event=Placed
             2m step_completed o-1 step=stock
             2m step_completed o-1 step=payment
-            9m orphaned p-9 alias=paymentId held=1 event=Charged
+            9m orphaned p-9 event=Charged alias=paymentId held=1
         "#]],
     );
 }
@@ -441,17 +441,17 @@ fn events_before_their_start_are_held_then_applied_or_orphaned() {
         3m stock {"type":"Noted","id":"o-2"}
         3m notes {"id":"o-2"}
         # first held event of o-2 at 2m: orphaned when the clock passes 7m
-        7m notes {"id":"zz"}
-        7m1ms notes {"id":"zz"}
+        7m noise {}
+        7m1ms noise {}
         # a later event for that key is held afresh
         8m notes {"id":"o-2"}
-        13m1ms notes {"id":"zz"}
+        13m1ms noise {}
         "#,
         expect![[r#"
             1m started o-1 event=Placed
             1m step_completed o-1 step=stock
-            7m orphaned o-2 held=2 event=Reserved
-            13m orphaned o-2 held=1 event=Noted
+            7m orphaned o-2 event=Reserved held=2
+            13m orphaned o-2 event=Noted held=1
         "#]],
     );
 }
@@ -478,7 +478,7 @@ fn duplicate_repeated_and_late_events() {
             2m deviation o-1 reason=repeated event=Placed
             3m step_completed o-1 step=stock
             4m deviation o-1 reason=duplicate event=Reserved
-            5m deviation o-1 step=payment reason=repeated event=Reserved
+            5m deviation o-1 step=stock reason=repeated event=Reserved
             6m failed o-1 event=Cancelled
             7m deviation o-1 reason=late_event event=Reserved
             8m deviation o-1 reason=duplicate event=Reserved
@@ -556,12 +556,12 @@ fn stuck_instances_breach_resolve_and_rearm_with_each_event() {
         expect![[r#"
             0s started t-1 event=Opened
             40m breached t-1 reason=stuck attempt=1 actions=["ping", "alert"] ALERT
-            40m action t-1 reason=stuck attempt=1 action=ping
+            40m action t-1 attempt=1 action=ping
               publish pings key=t-1 "t-1 is quiet (1)"
             41m started t-2 event=Opened
             50m resolved t-1 reason=stuck attempt=1 ALERT
             1h11m breached t-2 reason=stuck attempt=1 actions=["ping", "alert"] ALERT
-            1h11m action t-2 reason=stuck attempt=1 action=ping
+            1h11m action t-2 attempt=1 action=ping
               publish pings key=t-2 "t-2 is quiet (1)"
             1h20m breached t-1 reason=stuck attempt=2 actions=["alert"] ALERT
             1h21m resolved t-2 reason=stuck attempt=1 ALERT
@@ -604,6 +604,7 @@ fn retention_forgets_ended_instances_so_the_key_can_start_again() {
         30m tickets key=t-1 {"type":"Opened"}
         # retention ends at 1h1m: then the key opens a new instance
         2h tickets key=t-1 {"type":"Opened"}
+        until 3h
         "#,
         expect![[r#"
             0s started t-1 event=Opened
@@ -612,7 +613,7 @@ fn retention_forgets_ended_instances_so_the_key_can_start_again() {
             30m deviation t-1 reason=repeated event=Opened
             2h started t-1 event=Opened
             2h30m breached t-1 reason=stuck attempt=1 actions=["ping", "alert"] ALERT
-            2h30m action t-1 reason=stuck attempt=1 action=ping
+            2h30m action t-1 attempt=1 action=ping
               publish pings key=t-1 "t-1 is quiet (1)"
         "#]],
     );
@@ -643,7 +644,7 @@ actions:
         expect![[r#"
             0s started w-1 event=Started
             1h breached w-1 reason=deadline attempt=1 actions=["escalate"]
-            1h action w-1 reason=deadline attempt=1 action=escalate
+            1h action w-1 attempt=1 action=escalate
               publish escalations key=- {"flow":"t","id":"w-1","step":null}
             3h step_completed w-1 step=work
             3h completed w-1
@@ -660,7 +661,7 @@ fn the_action_horizon_signals_old_breaches_without_running_actions() {
         horizon 1h
         0 orders {"type":"Placed","id":"o-1","eid":"e1"}
         2h orders {"type":"Placed","id":"o-2","eid":"e2"}
-        2h30m notes {"id":"zz"}
+        2h30m noise {}
         "#,
         expect![[r#"
             0s started o-1 event=Placed
@@ -743,11 +744,11 @@ fn one_record_can_be_an_event_of_several_flows_but_one_name_per_flow() {
     let first = r#"
 flow: first
 events:
-  Any: { topic: orders, match: {}, key: id }
   Placed: { topic: orders, match: { type: Placed }, key: id }
-start: Any
+  Any: { topic: orders, match: {}, key: id }
+start: Placed
 steps:
-  placed: { await: Placed }
+  other: { await: Any }
 "#;
     let second = r#"
 flow: second
@@ -763,15 +764,15 @@ steps:
         EngineConfig::default(),
         r#"
         0 orders {"type":"Placed","id":"o-1"}
-        1m orders {"type":"Placed","id":"o-1"}
+        1m orders {"type":"Other","id":"o-1"}
         2m ship {"type":"Shipped","id":"o-1"}
         "#,
     );
     expect![[r#"
-        0s started o-1 flow=first event=Any
+        0s started o-1 flow=first event=Placed
         0s started o-1 flow=second event=Placed
-        1m deviation o-1 flow=first reason=repeated event=Any
-        1m deviation o-1 flow=second reason=repeated event=Placed
+        1m step_completed o-1 flow=first step=other
+        1m completed o-1 flow=first
         2m step_completed o-1 flow=second step=shipping
         2m completed o-1 flow=second
     "#]]

@@ -243,7 +243,9 @@ fn main() {
     println!("parse-only baseline: {:>10.0} records/s", parse_rate);
     println!("replay:              {:>10.0} records/s", replay_rate);
     println!("replay / parse-only: {:>10.2}   (target >= 0.50)", replay_rate / parse_rate);
-    let _ = std::fs::remove_file(&path);
+    if !args.iter().any(|arg| arg == "--keep") {
+        let _ = std::fs::remove_file(&path);
+    }
 
     let (heap, rss) = memory_per_open_instance(instances);
     println!("open instances:      {instances}");

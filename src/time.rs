@@ -24,13 +24,53 @@ pub fn from_json(value: &serde_json::Value) -> Option<Millis> {
     }
 }
 
-/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision.
+/// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision
+/// (`2026-01-05T08:00:12.296Z`). Every signal carries one, so this is a direct conversion
+/// (days to civil date, Howard Hinnant's algorithm) rather than a trip through `fmt`;
+/// times outside years 0000-9999 fall back to jiff, or to the bare number beyond its range.
 pub fn format_rfc3339(millis: Millis) -> String {
-    match jiff::Timestamp::from_millisecond(millis) {
-        Ok(timestamp) => format!("{timestamp:.3}"),
-        // Out of jiff's range (beyond year 9999): keep the number rather than lose it.
-        Err(_) => millis.to_string(),
+    const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+    const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    if !(MIN..=MAX).contains(&millis) {
+        return match jiff::Timestamp::from_millisecond(millis) {
+            Ok(timestamp) => format!("{timestamp:.3}"),
+            Err(_) => millis.to_string(),
+        };
     }
+    let days = millis.div_euclid(86_400_000);
+    let of_day = millis.rem_euclid(86_400_000);
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let fields = [
+        (year, 4),
+        (month, 2),
+        (day, 2),
+        (of_day / 3_600_000, 2),
+        (of_day / 60_000 % 60, 2),
+        (of_day / 1000 % 60, 2),
+        (of_day % 1000, 3),
+    ];
+    let separators = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
+    let mut text = Vec::with_capacity(24);
+    for ((value, width), separator) in fields.into_iter().zip(separators) {
+        let mut digits = [b'0'; 4];
+        let mut rest = value;
+        for slot in digits[..width].iter_mut().rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        text.extend_from_slice(&digits[..width]);
+        text.push(separator);
+    }
+    // Only ASCII digits and separators were written.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// Parses a friendly duration to milliseconds. Units from `ms` to `d` (a day is 24 hours),
@@ -97,6 +137,21 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("5 minutes ago").is_err());
+    }
+
+    #[test]
+    fn fast_formatting_agrees_with_jiff() {
+        let mut millis: i64 = -62_167_219_200_000;
+        while millis < 253_402_207_200_000 {
+            let expected = format!("{:.3}", jiff::Timestamp::from_millisecond(millis).unwrap());
+            assert_eq!(format_rfc3339(millis), expected, "{millis}");
+            millis += 86_399_999 * 17 + 12_345;
+        }
+        for millis in [0, -1, 951_782_400_000, 1_767_225_599_999, 253_402_207_199_999] {
+            let expected = format!("{:.3}", jiff::Timestamp::from_millisecond(millis).unwrap());
+            assert_eq!(format_rfc3339(millis), expected, "{millis}");
+        }
+        assert_eq!(format_rfc3339(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]

@@ -5,10 +5,11 @@
 
 use super::correlate::Occurrence;
 use super::instance::{Deadline, Instance, Status, StepState, StepStatus, Watch};
-use super::signal::{signal_id, Reason, Signal, SignalData, SignalKind};
+use super::signal::{signal_id, IdPart, Reason, Signal, SignalData, SignalKind};
 use super::{Engine, Output};
 use crate::flow::EventRole;
 use crate::time::{format_rfc3339, Millis};
+use std::sync::Arc;
 
 impl Engine {
     /// Routes one recognised event to its instance, opening or holding as the rules say, then
@@ -43,16 +44,13 @@ impl Engine {
             status: Status::Open,
             key: Box::from(&*occurrence.key),
             started,
-            ended: 0,
             last_event: started,
             steps: vec![StepState::waiting(); definition.steps.len()].into_boxed_slice(),
-            deadline: Watch { armed: deadline, ..Watch::default() },
-            stuck: Watch { armed: stuck, ..Watch::default() },
+            deadline: Watch::armed_at(deadline),
+            stuck: Watch::armed_at(stuck),
             seen_ids: occurrence.id.into_iter().collect(),
-            payloads: Vec::new(),
-            action_runs: Vec::new(),
-            aliases: Vec::new(),
-            timer: None,
+            payloads: Box::default(),
+            extras: None,
         };
         if let Some(payload) = occurrence.payload.take() {
             instance.keep_payload(usize::from(occurrence.event), payload);
@@ -80,7 +78,7 @@ impl Engine {
             self.open_step(&mut instance, step, started, out);
         }
         self.complete_if_done(&mut instance, started, out);
-        self.put_back(slot, instance);
+        self.put_back(slot, instance, None);
         let route_key: Box<str> = Box::from(&*occurrence.key);
         if self.orphan_index[usize::from(occurrence.flow)][0].contains_key(&route_key) {
             self.pending_releases.push_back((occurrence.flow, 0, route_key, slot));
@@ -92,21 +90,21 @@ impl Engine {
         let Some(mut instance) = self.instances[slot as usize].take() else {
             return;
         };
+        let timer = instance.timer_key();
         let role = self.flows[usize::from(instance.flow)].roles[usize::from(occurrence.event)];
         if let Some(id) = occurrence.id {
-            if instance.seen_ids.contains(&id) {
+            if !instance.record_id(id) {
                 self.stats.duplicates += 1;
                 self.deviation(&instance, &occurrence, Reason::Duplicate, None, out);
-                self.put_back(slot, instance);
+                self.put_back(slot, instance, timer);
                 return;
             }
-            instance.seen_ids.push(id);
         }
         if instance.status != Status::Open {
             self.register_links(slot, &mut instance, &occurrence);
             let reason = if role == EventRole::Start { Reason::Repeated } else { Reason::LateEvent };
             self.deviation(&instance, &occurrence, reason, None, out);
-            self.put_back(slot, instance);
+            self.put_back(slot, instance, timer);
             return;
         }
         self.stuck_on_event(&mut instance, occurrence.time, out);
@@ -120,11 +118,11 @@ impl Engine {
                 let state = &mut instance.steps[step];
                 match state.status {
                     StepStatus::Waiting => {
-                        state.pending = Some(state.pending.map_or(occurrence.time, |kept| kept.min(occurrence.time)));
+                        state.keep_pending(occurrence.time);
                         self.deviation(&instance, &occurrence, Reason::OutOfOrder, Some(step), out);
                     }
                     StepStatus::Open => {
-                        let completion = occurrence.time.max(state.opened);
+                        let completion = occurrence.time.max(state.opened());
                         self.complete_step(&mut instance, step, completion, out);
                         self.complete_if_done(&mut instance, occurrence.time, out);
                     }
@@ -136,7 +134,7 @@ impl Engine {
             EventRole::Fail => self.fail(&mut instance, &occurrence, out),
             EventRole::Other => {}
         }
-        self.put_back(slot, instance);
+        self.put_back(slot, instance, timer);
     }
 
     /// Stuck detection on an event: a stuck period the event proves (after the fact), the
@@ -145,40 +143,41 @@ impl Engine {
         let Some(stuck_after) = self.flows[usize::from(instance.flow)].def.stuck_after else {
             return;
         };
-        if let Some(armed) = instance.stuck.armed {
+        if let Some(armed) = instance.stuck.armed() {
             if time > armed.due {
-                instance.stuck.armed = None;
-                instance.stuck.breaches += 1;
-                self.after_the_fact(instance, None, Reason::Stuck, armed.due, instance.stuck.breaches, out);
+                instance.stuck.set_armed(None);
+                instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
+                let attempt = u32::from(instance.stuck.breaches);
+                self.after_the_fact(instance, None, Reason::Stuck, armed.due, attempt, out);
             }
         }
-        if let Some(alerted) = instance.stuck.unresolved.take() {
-            let attempt = Some(instance.stuck.breaches);
+        if let Some(alerted) = instance.stuck.take_unresolved() {
+            let attempt = Some(u32::from(instance.stuck.breaches));
             let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Stuck), attempt, "");
             self.push_resolved(signal, alerted, out);
         }
         instance.last_event = instance.last_event.max(time);
         let due = instance.last_event + stuck_after;
-        if instance.stuck.armed.map(|armed| armed.due) != Some(due) {
-            instance.stuck.armed = Some(Deadline { due, seq: self.timers.next_seq() });
+        if instance.stuck.armed().map(|armed| armed.due) != Some(due) {
+            instance.stuck.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
         }
     }
 
     /// Completes an open step at `completion`, signalling a late breach first when the
     /// completion is past the window's deadline, then opens the steps that waited for it.
     fn complete_step(&mut self, instance: &mut Instance, step: usize, completion: Millis, out: &mut Vec<Output>) {
-        if let Some(deadline) = instance.steps[step].deadline.take() {
+        if let Some(deadline) = instance.steps[step].take_deadline() {
             if completion > deadline.due {
-                instance.steps[step].breaches += 1;
-                let attempt = instance.steps[step].breaches;
+                instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
+                let attempt = u32::from(instance.steps[step].breaches);
                 self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
             }
         }
         let state = &mut instance.steps[step];
-        state.status = StepStatus::Complete;
-        state.completed = completion;
+        state.finish(StepStatus::Complete, completion);
         let late = state.breaches > 0;
-        let resolve = state.unresolved.take().map(|alerted| (state.breaches, alerted));
+        let resolve = state.unresolved().map(|alerted| (u32::from(state.breaches), alerted));
+        state.set_unresolved(None);
         let mut signal = self.signal(instance, SignalKind::StepCompleted, completion, Some(step), None, None, "");
         signal.data.late = Some(late);
         out.push(Output::Emit(signal));
@@ -199,7 +198,8 @@ impl Engine {
             }
             let after = &flow.def.steps[dependent].after;
             if after.iter().all(|&before| instance.steps[before].is_done()) {
-                let at = after.iter().map(|&before| instance.steps[before].completed).max().unwrap_or(instance.started);
+                let at =
+                    after.iter().map(|&before| instance.steps[before].completed()).max().unwrap_or(instance.started);
                 self.open_step(instance, dependent, at, out);
             }
         }
@@ -213,7 +213,8 @@ impl Engine {
         let definition = &flow.def.steps[step];
         if let Some(condition) = &definition.when {
             let event_names = &self.names.events[usize::from(instance.flow)];
-            let payloads = instance.payloads.iter().map(|(event, payload)| (&*event_names[usize::from(*event)], payload));
+            let parsed = instance.parsed_payloads();
+            let payloads = parsed.iter().map(|(event, payload)| (&*event_names[*event], payload));
             let holds = match condition.evaluate(&instance.key, payloads) {
                 Ok(holds) => holds,
                 Err(detail) => {
@@ -232,11 +233,7 @@ impl Engine {
                 }
             };
             if !holds {
-                let state = &mut instance.steps[step];
-                state.status = StepStatus::Skipped;
-                state.opened = at;
-                state.completed = at;
-                state.pending = None;
+                instance.steps[step].finish(StepStatus::Skipped, at);
                 let mut signal = self.signal(instance, SignalKind::StepCompleted, at, Some(step), None, None, "");
                 signal.data.late = Some(false);
                 signal.data.skipped = Some(true);
@@ -245,13 +242,13 @@ impl Engine {
                 return;
             }
         }
-        let state = &mut instance.steps[step];
-        state.status = StepStatus::Open;
-        state.opened = at;
+        let pending = instance.steps[step].pending();
+        instance.steps[step].open(at);
         if let Some(within) = definition.within {
-            state.deadline = Some(Deadline { due: at + within, seq: self.timers.next_seq() });
+            let deadline = Deadline { due: at + within, seq: self.timers.next_seq() };
+            instance.steps[step].set_deadline(Some(deadline));
         }
-        if let Some(pending) = instance.steps[step].pending.take() {
+        if let Some(pending) = pending {
             self.complete_step(instance, step, pending.max(at), out);
         }
     }
@@ -262,7 +259,7 @@ impl Engine {
         if instance.status != Status::Open || !instance.all_steps_done() {
             return;
         }
-        let completion = instance.steps.iter().map(|step| step.completed).max().unwrap_or(instance.started);
+        let completion = instance.steps.iter().map(StepState::completed).max().unwrap_or(instance.started);
         self.signal_passed_deadlines(instance, record_time, out);
         self.stats.completed += 1;
         self.end(instance, Status::Completed, completion);
@@ -287,24 +284,24 @@ impl Engine {
             .steps
             .iter()
             .enumerate()
-            .filter_map(|(index, step)| step.deadline.filter(|d| d.due < time).map(|d| (d, Some(index))))
+            .filter_map(|(index, step)| step.deadline().filter(|d| d.due < time).map(|d| (d, Some(index))))
             .collect();
-        if let Some(deadline) = instance.deadline.armed.filter(|d| d.due < time) {
+        if let Some(deadline) = instance.deadline.armed().filter(|d| d.due < time) {
             passed.push((deadline, None));
         }
         passed.sort_by_key(|(deadline, _)| deadline.key());
         for (deadline, step) in passed {
             match step {
                 Some(step) => {
-                    instance.steps[step].deadline = None;
-                    instance.steps[step].breaches += 1;
-                    let attempt = instance.steps[step].breaches;
+                    instance.steps[step].set_deadline(None);
+                    instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
+                    let attempt = u32::from(instance.steps[step].breaches);
                     self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
                 }
                 None => {
-                    instance.deadline.armed = None;
-                    instance.deadline.breaches += 1;
-                    let attempt = instance.deadline.breaches;
+                    instance.deadline.set_armed(None);
+                    instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
+                    let attempt = u32::from(instance.deadline.breaches);
                     self.after_the_fact(instance, None, Reason::Deadline, deadline.due, attempt, out);
                 }
             }
@@ -312,8 +309,8 @@ impl Engine {
     }
 
     fn resolve_deadline(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
-        if let Some(alerted) = instance.deadline.unresolved.take() {
-            let attempt = Some(instance.deadline.breaches);
+        if let Some(alerted) = instance.deadline.take_unresolved() {
+            let attempt = Some(u32::from(instance.deadline.breaches));
             let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Deadline), attempt, "");
             self.push_resolved(signal, alerted, out);
         }
@@ -323,14 +320,14 @@ impl Engine {
     /// `deadline` watch of an ended instance is its retention).
     fn end(&mut self, instance: &mut Instance, status: Status, at: Millis) {
         instance.status = status;
-        instance.ended = at;
+        instance.last_event = at;
         self.open_instances -= 1;
         for step in instance.steps.iter_mut() {
-            step.deadline = None;
+            step.set_deadline(None);
         }
-        instance.stuck.armed = None;
+        instance.stuck.set_armed(None);
         let due = at.saturating_add(self.config.retention);
-        instance.deadline.armed = Some(Deadline { due, seq: self.timers.next_seq() });
+        instance.deadline.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
     }
 
     /// A breach noticed only when a later event arrived: signalled with no actions.
@@ -378,19 +375,18 @@ impl Engine {
         for (alias, value) in &occurrence.links {
             let value: Box<str> = Box::from(&**value);
             self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
-            if !instance.aliases.iter().any(|(kept, kept_value)| kept == alias && *kept_value == value) {
-                instance.aliases.push((*alias, value.clone()));
-            }
+            instance.remember_alias(*alias, &value);
             if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(&value) {
                 self.pending_releases.push_back((instance.flow, *alias + 1, value, slot));
             }
         }
     }
 
-    /// Puts an instance back in its slot and moves its timer-queue entry to its next deadline.
-    pub(super) fn put_back(&mut self, slot: u32, mut instance: Instance) {
-        let next = instance.next_due().map(|(deadline, _)| deadline.key());
-        self.timers.reschedule(&mut instance.timer, next, super::timers::TimerTarget::Instance(slot));
+    /// Puts an instance back in its slot and moves its timer-queue entry from `timer` (where
+    /// it was when the instance was taken out) to its earliest armed deadline now.
+    pub(super) fn put_back(&mut self, slot: u32, instance: Instance, mut timer: Option<super::timers::TimerKey>) {
+        let next = instance.timer_key();
+        self.timers.reschedule(&mut timer, next, super::timers::TimerTarget::Instance(slot));
         self.instances[slot as usize] = Some(instance);
     }
 
@@ -408,19 +404,17 @@ impl Engine {
     ) -> Signal {
         let flow = usize::from(instance.flow);
         let step_name = step.map(|step| self.names.steps[flow][step].clone());
-        let started = instance.started.to_string();
-        let attempt_text = attempt.map(|attempt| attempt.to_string()).unwrap_or_default();
         let id = signal_id(&[
-            &self.names.flows[flow],
-            &instance.key,
-            &started,
-            kind.as_str(),
-            step_name.as_deref().unwrap_or(""),
-            &attempt_text,
-            reason.map_or("", Reason::as_str),
-            discriminator,
+            IdPart::Text(&self.names.flows[flow]),
+            IdPart::Text(&instance.key),
+            IdPart::Number(instance.started),
+            IdPart::Text(kind.as_str()),
+            step_name.as_deref().map_or(IdPart::None, IdPart::Text),
+            attempt.map_or(IdPart::None, |attempt| IdPart::Number(i64::from(attempt))),
+            reason.map_or(IdPart::None, |reason| IdPart::Text(reason.as_str())),
+            if discriminator.is_empty() { IdPart::None } else { IdPart::Text(discriminator) },
         ]);
-        let key = instance.key.to_string();
+        let key: Arc<str> = Arc::from(&*instance.key);
         let mut data = SignalData::new(self.names.flows[flow].clone(), key.clone());
         data.step = step_name;
         data.reason = reason;

@@ -28,10 +28,10 @@ struct ActionRuns {
 impl Engine {
     /// An instance's queue entry came due.
     pub(super) fn instance_timer(&mut self, slot: u32, key: TimerKey, out: &mut Vec<Output>) {
+        // The queue entry was popped: the instance has none until it is put back.
         let Some(mut instance) = self.instances[slot as usize].take() else {
             return;
         };
-        instance.timer = None;
         if instance.status != Status::Open {
             self.purge(slot, instance);
             return;
@@ -45,22 +45,22 @@ impl Engine {
                 }
             }
         }
-        self.put_back(slot, instance);
+        self.put_back(slot, instance, None);
     }
 
     fn step_breached(&mut self, instance: &mut Instance, step: usize, deadline: Deadline, out: &mut Vec<Output>) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def.steps[step];
         let state = &mut instance.steps[step];
-        state.deadline = None;
-        state.breaches += 1;
-        let attempt = state.breaches;
+        state.set_deadline(None);
+        state.breaches = state.breaches.saturating_add(1);
+        let attempt = u32::from(state.breaches);
         let runs = self.run_actions(instance, &definition.on_breach, step as u16, deadline.due);
-        instance.steps[step].unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        instance.steps[step].set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
         if runs.reopen {
             if let Some(within) = definition.within {
                 let due = deadline.due + within;
-                instance.steps[step].deadline = Some(Deadline { due, seq: self.timers.next_seq() });
+                instance.steps[step].set_deadline(Some(Deadline { due, seq: self.timers.next_seq() }));
             }
         }
         self.emit_breach(instance, Some(step), Reason::Sla, deadline.due, attempt, runs, out);
@@ -69,22 +69,22 @@ impl Engine {
     fn deadline_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
-        instance.deadline.armed = None;
-        instance.deadline.breaches += 1;
-        let attempt = instance.deadline.breaches;
+        instance.deadline.set_armed(None);
+        instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
+        let attempt = u32::from(instance.deadline.breaches);
         let runs = self.run_actions(instance, &definition.on_deadline, SCOPE_DEADLINE, deadline.due);
-        instance.deadline.unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        instance.deadline.set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
         self.emit_breach(instance, None, Reason::Deadline, deadline.due, attempt, runs, out);
     }
 
     fn stuck_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
-        instance.stuck.armed = None;
-        instance.stuck.breaches += 1;
-        let attempt = instance.stuck.breaches;
+        instance.stuck.set_armed(None);
+        instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
+        let attempt = u32::from(instance.stuck.breaches);
         let runs = self.run_actions(instance, &definition.on_stuck, SCOPE_STUCK, deadline.due);
-        instance.stuck.unresolved = (!runs.names.is_empty()).then_some(runs.alert);
+        instance.stuck.set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
         self.emit_breach(instance, None, Reason::Stuck, deadline.due, attempt, runs, out);
     }
 
@@ -107,11 +107,13 @@ impl Engine {
         out.push(Output::Emit(breach));
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
+        let parsed = if runs.declared.is_empty() { Vec::new() } else { instance.parsed_payloads() };
         for (action_idx, run) in runs.declared {
             self.stats.actions += 1;
             let action = &flow.def.actions[action_idx];
             let name = self.names.actions[usize::from(instance.flow)][action_idx].clone();
-            let event_lookup = |event: usize| instance.payload(event);
+            let event_lookup =
+                |event: usize| parsed.iter().find(|(kept, _)| *kept == event).map(|(_, payload)| payload);
             let context = Context {
                 key: &instance.key,
                 flow: &flow.def.name,
@@ -185,7 +187,7 @@ impl Engine {
         if let Ok(entry) = self.by_key.find_entry(hash, |&other| other == slot) {
             entry.remove();
         }
-        for (alias, value) in &instance.aliases {
+        for (alias, value) in instance.aliases() {
             let aliases = &mut self.by_alias[flow][usize::from(*alias)];
             if aliases.get(value) == Some(&slot) {
                 aliases.remove(value);

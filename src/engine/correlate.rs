@@ -31,8 +31,8 @@ pub struct Occurrence<'r> {
     pub time: Millis,
     /// Hash of the event id, if it has one.
     pub id: Option<u64>,
-    /// The part of the payload the flow keeps (see `Keep`).
-    pub payload: Option<Value>,
+    /// The part of the payload the flow keeps (see `Keep`), as compact JSON.
+    pub payload: Option<Box<str>>,
     /// Alias values this event links to its instance.
     pub links: Vec<(u16, Cow<'r, str>)>,
     pub origin: Origin,

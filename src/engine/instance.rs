@@ -1,11 +1,16 @@
-//! The state of one process instance, kept compact because millions may be open at once: step
-//! states in a boxed slice, event ids as 64-bit hashes, and only the parts of payloads that
-//! conditions and templates read. Pure data plus the small queries the engine needs; the
-//! transitions live in `apply` and `breach`.
+//! The state of one process instance, kept compact because millions may be open at once:
+//! fixed-size step records with sentinel values instead of `Option`s, event ids as 64-bit
+//! hashes, kept payload fields as compact JSON text, and rarely used data (action run counts,
+//! registered aliases) behind one optional box. Nothing derivable is stored: an instance's
+//! entry in the timer queue is always its earliest armed deadline ([`Instance::next_due`]).
+//! Pure data plus the small queries the engine needs; the transitions live in `apply` and
+//! `breach`.
 
 use super::timers::TimerKey;
 use crate::time::Millis;
-use serde_json::Value;
+
+/// Sentinel for "no time" in packed fields.
+const NONE: Millis = Millis::MIN;
 
 /// Lifecycle of an instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,55 +49,159 @@ impl Deadline {
     }
 }
 
-/// One step of one instance.
+/// Whether the latest breach ran actions that are not yet resolved, packed in a byte.
+fn pack_unresolved(unresolved: Option<bool>) -> u8 {
+    match unresolved {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    }
+}
+
+fn unpack_unresolved(packed: u8) -> Option<bool> {
+    match packed {
+        0 => None,
+        1 => Some(false),
+        _ => Some(true),
+    }
+}
+
+/// One step of one instance (32 bytes).
 #[derive(Clone, Debug)]
 pub struct StepState {
-    pub status: StepStatus,
-    /// When the step opened (valid once open).
-    pub opened: Millis,
-    /// When the step completed (valid once complete or skipped).
-    pub completed: Millis,
-    /// The current SLA window's deadline while it is armed.
-    pub deadline: Option<Deadline>,
+    /// Waiting: time of an `await` event that arrived early (or none); open: when it opened;
+    /// complete or skipped: when it completed.
+    at: Millis,
+    /// The armed SLA deadline, or none.
+    due: Millis,
+    seq: u64,
     /// Breaches signalled so far (numbers the next one).
-    pub breaches: u32,
-    /// Set when the latest breach ran actions and is not yet resolved (then completion
-    /// emits `resolved`); the flag says whether `alert` was among them.
-    pub unresolved: Option<bool>,
-    /// Time of an `await` event that arrived before the step opened.
-    pub pending: Option<Millis>,
+    pub breaches: u16,
+    pub status: StepStatus,
+    unresolved: u8,
 }
 
 impl StepState {
     /// A step that has not opened yet.
     pub fn waiting() -> StepState {
-        StepState {
-            status: StepStatus::Waiting,
-            opened: 0,
-            completed: 0,
-            deadline: None,
-            breaches: 0,
-            unresolved: None,
-            pending: None,
-        }
+        StepState { at: NONE, due: NONE, seq: 0, breaches: 0, status: StepStatus::Waiting, unresolved: 0 }
     }
 
     /// Complete or skipped.
     pub fn is_done(&self) -> bool {
         matches!(self.status, StepStatus::Complete | StepStatus::Skipped)
     }
+
+    /// The armed deadline of the current window.
+    pub fn deadline(&self) -> Option<Deadline> {
+        (self.due != NONE).then_some(Deadline { due: self.due, seq: self.seq })
+    }
+
+    /// Arms or disarms the window's deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        (self.due, self.seq) = deadline.map_or((NONE, 0), |deadline| (deadline.due, deadline.seq));
+    }
+
+    /// Disarms and returns the deadline.
+    pub fn take_deadline(&mut self) -> Option<Deadline> {
+        let deadline = self.deadline();
+        self.set_deadline(None);
+        deadline
+    }
+
+    /// Time of an early `await` event of a waiting step.
+    pub fn pending(&self) -> Option<Millis> {
+        (self.status == StepStatus::Waiting && self.at != NONE).then_some(self.at)
+    }
+
+    /// Keeps the earliest early `await` event of a waiting step.
+    pub fn keep_pending(&mut self, time: Millis) {
+        self.at = self.pending().map_or(time, |kept| kept.min(time));
+    }
+
+    /// When the step opened (open steps).
+    pub fn opened(&self) -> Millis {
+        self.at
+    }
+
+    /// When the step completed (complete or skipped steps).
+    pub fn completed(&self) -> Millis {
+        self.at
+    }
+
+    /// Opens the step at `at`.
+    pub fn open(&mut self, at: Millis) {
+        self.status = StepStatus::Open;
+        self.at = at;
+    }
+
+    /// Marks the step complete (or skipped) at `at`.
+    pub fn finish(&mut self, status: StepStatus, at: Millis) {
+        self.status = status;
+        self.at = at;
+    }
+
+    /// Set when the latest breach ran actions not yet resolved; true if `alert` was among them.
+    pub fn unresolved(&self) -> Option<bool> {
+        unpack_unresolved(self.unresolved)
+    }
+
+    /// Records whether the latest breach ran actions.
+    pub fn set_unresolved(&mut self, unresolved: Option<bool>) {
+        self.unresolved = pack_unresolved(unresolved);
+    }
 }
 
-/// Instance-level timer state (deadline or stuck detection).
-#[derive(Clone, Debug, Default)]
+/// Instance-level timer state (deadline or stuck detection), 24 bytes.
+#[derive(Clone, Debug)]
 pub struct Watch {
-    /// Armed deadline, if any.
-    pub armed: Option<Deadline>,
+    due: Millis,
+    seq: u64,
     /// Breaches signalled so far.
-    pub breaches: u32,
-    /// Set when the latest breach ran actions and is not yet resolved; the flag says whether
-    /// `alert` was among them.
-    pub unresolved: Option<bool>,
+    pub breaches: u16,
+    unresolved: u8,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch { due: NONE, seq: 0, breaches: 0, unresolved: 0 }
+    }
+}
+
+impl Watch {
+    /// A watch armed at `deadline` (or not).
+    pub fn armed_at(deadline: Option<Deadline>) -> Watch {
+        let mut watch = Watch::default();
+        watch.set_armed(deadline);
+        watch
+    }
+
+    /// The armed deadline, if any.
+    pub fn armed(&self) -> Option<Deadline> {
+        (self.due != NONE).then_some(Deadline { due: self.due, seq: self.seq })
+    }
+
+    /// Arms or disarms.
+    pub fn set_armed(&mut self, deadline: Option<Deadline>) {
+        (self.due, self.seq) = deadline.map_or((NONE, 0), |deadline| (deadline.due, deadline.seq));
+    }
+
+    /// Set when the latest breach ran actions not yet resolved; true if `alert` was among them.
+    pub fn unresolved(&self) -> Option<bool> {
+        unpack_unresolved(self.unresolved)
+    }
+
+    /// Records whether the latest breach ran actions.
+    pub fn set_unresolved(&mut self, unresolved: Option<bool>) {
+        self.unresolved = pack_unresolved(unresolved);
+    }
+
+    /// Takes the unresolved flag, leaving none.
+    pub fn take_unresolved(&mut self) -> Option<bool> {
+        let unresolved = self.unresolved();
+        self.unresolved = 0;
+        unresolved
+    }
 }
 
 /// Which deadline of an instance is due.
@@ -101,6 +210,16 @@ pub enum DueWhat {
     Step(usize),
     Deadline,
     Stuck,
+}
+
+/// Rarely needed per-instance data, allocated only when used.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Run counts of declared actions, per (action, scope); scope is a step index,
+    /// [`SCOPE_DEADLINE`] or [`SCOPE_STUCK`].
+    pub action_runs: Vec<(u16, u16, u32)>,
+    /// Aliases this instance registered (to unregister them when it is purged).
+    pub aliases: Vec<(u16, Box<str>)>,
 }
 
 /// One process instance.
@@ -113,24 +232,18 @@ pub struct Instance {
     pub key: Box<str>,
     /// Start time T0.
     pub started: Millis,
-    /// End time once ended (retention counts from here).
-    pub ended: Millis,
-    /// Latest event time seen (stuck detection counts from here).
+    /// While open, the latest event time seen (stuck detection counts from it); once ended,
+    /// the end time.
     pub last_event: Millis,
     pub steps: Box<[StepState]>,
+    /// The instance deadline while open; once ended, the retention expiry.
     pub deadline: Watch,
     pub stuck: Watch,
     /// Hashes of the event ids recorded on this instance.
-    pub seen_ids: Vec<u64>,
-    /// Kept payload projections of the latest event of each name that needs one.
-    pub payloads: Vec<(u16, Value)>,
-    /// Run counts of declared actions, per (action, scope); scope is a step index, or
-    /// `u16::MAX` for the deadline and `u16::MAX - 1` for stuck.
-    pub action_runs: Vec<(u16, u16, u32)>,
-    /// Aliases this instance registered (to unregister them when it is purged).
-    pub aliases: Vec<(u16, Box<str>)>,
-    /// Its entry in the timer queue.
-    pub timer: Option<TimerKey>,
+    pub seen_ids: Box<[u64]>,
+    /// Kept payload projections (compact JSON) of the latest event of each name that needs one.
+    pub payloads: Box<[(u16, Box<str>)]>,
+    pub extras: Option<Box<Extras>>,
 }
 
 /// Action-run scope of the instance deadline.
@@ -145,31 +258,62 @@ impl Instance {
             .steps
             .iter()
             .enumerate()
-            .filter_map(|(index, step)| step.deadline.map(|deadline| (deadline, DueWhat::Step(index))));
-        let instance = [(self.deadline.armed, DueWhat::Deadline), (self.stuck.armed, DueWhat::Stuck)]
+            .filter_map(|(index, step)| step.deadline().map(|deadline| (deadline, DueWhat::Step(index))));
+        let instance = [(self.deadline.armed(), DueWhat::Deadline), (self.stuck.armed(), DueWhat::Stuck)]
             .into_iter()
             .filter_map(|(armed, what)| armed.map(|deadline| (deadline, what)));
         steps.chain(instance).min_by_key(|(deadline, _)| deadline.key())
     }
 
-    /// The latest kept payload of an event.
-    pub fn payload(&self, event: usize) -> Option<&Value> {
-        self.payloads.iter().find(|(kept, _)| usize::from(*kept) == event).map(|(_, payload)| payload)
+    /// The instance's entry in the timer queue: its earliest armed deadline.
+    pub fn timer_key(&self) -> Option<TimerKey> {
+        self.next_due().map(|(deadline, _)| deadline.key())
+    }
+
+    /// Records an event id hash; false if it was already recorded.
+    pub fn record_id(&mut self, id: u64) -> bool {
+        if self.seen_ids.contains(&id) {
+            return false;
+        }
+        let mut ids = std::mem::take(&mut self.seen_ids).into_vec();
+        ids.reserve_exact(1);
+        ids.push(id);
+        self.seen_ids = ids.into_boxed_slice();
+        true
+    }
+
+    /// The latest kept payload of an event, parsed.
+    pub fn payload(&self, event: usize) -> Option<serde_json::Value> {
+        let (_, text) = self.payloads.iter().find(|(kept, _)| usize::from(*kept) == event)?;
+        serde_json::from_str(text).ok()
+    }
+
+    /// Every kept payload, parsed, by event index.
+    pub fn parsed_payloads(&self) -> Vec<(usize, serde_json::Value)> {
+        self.payloads
+            .iter()
+            .filter_map(|(event, text)| Some((usize::from(*event), serde_json::from_str(text).ok()?)))
+            .collect()
     }
 
     /// Stores the latest kept payload of an event.
-    pub fn keep_payload(&mut self, event: usize, payload: Value) {
+    pub fn keep_payload(&mut self, event: usize, payload: Box<str>) {
         let event = event as u16;
-        match self.payloads.iter_mut().find(|(kept, _)| *kept == event) {
-            Some(slot) => slot.1 = payload,
-            None => self.payloads.push((event, payload)),
+        if let Some(slot) = self.payloads.iter_mut().find(|(kept, _)| *kept == event) {
+            slot.1 = payload;
+            return;
         }
+        let mut payloads = std::mem::take(&mut self.payloads).into_vec();
+        payloads.reserve_exact(1);
+        payloads.push((event, payload));
+        self.payloads = payloads.into_boxed_slice();
     }
 
     /// How often an action ran in a scope.
     pub fn runs(&self, action: usize, scope: u16) -> u32 {
-        self.action_runs
+        self.extras
             .iter()
+            .flat_map(|extras| extras.action_runs.iter())
             .find(|(kept, kept_scope, _)| usize::from(*kept) == action && *kept_scope == scope)
             .map_or(0, |(_, _, runs)| *runs)
     }
@@ -177,20 +321,46 @@ impl Instance {
     /// Counts one more run of an action in a scope and returns the new count.
     pub fn count_run(&mut self, action: usize, scope: u16) -> u32 {
         let action = action as u16;
-        match self.action_runs.iter_mut().find(|(kept, kept_scope, _)| *kept == action && *kept_scope == scope) {
+        let runs = &mut self.extras.get_or_insert_with(Box::default).action_runs;
+        match runs.iter_mut().find(|(kept, kept_scope, _)| *kept == action && *kept_scope == scope) {
             Some(slot) => {
                 slot.2 += 1;
                 slot.2
             }
             None => {
-                self.action_runs.push((action, scope, 1));
+                runs.push((action, scope, 1));
                 1
             }
         }
     }
 
+    /// Remembers an alias this instance registered.
+    pub fn remember_alias(&mut self, alias: u16, value: &str) {
+        let aliases = &mut self.extras.get_or_insert_with(Box::default).aliases;
+        if !aliases.iter().any(|(kept, kept_value)| *kept == alias && &**kept_value == value) {
+            aliases.push((alias, Box::from(value)));
+        }
+    }
+
+    /// Aliases this instance registered.
+    pub fn aliases(&self) -> &[(u16, Box<str>)] {
+        self.extras.as_ref().map_or(&[], |extras| &extras.aliases)
+    }
+
     /// True once every step is complete or skipped.
     pub fn all_steps_done(&self) -> bool {
         self.steps.iter().all(StepState::is_done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_stays_compact() {
+        assert_eq!(std::mem::size_of::<StepState>(), 32);
+        assert_eq!(std::mem::size_of::<Watch>(), 24);
+        assert!(std::mem::size_of::<Option<Instance>>() <= 144, "{}", std::mem::size_of::<Option<Instance>>());
     }
 }

@@ -4,7 +4,7 @@
 //! first held event's time plus `orphan_after`.
 
 use super::correlate::Occurrence;
-use super::signal::{signal_id, SignalData, SignalKind};
+use super::signal::{signal_id, IdPart, SignalData, SignalKind};
 use super::timers::{TimerKey, TimerTarget};
 use super::{Engine, Output, Signal};
 use crate::time::Millis;
@@ -85,13 +85,14 @@ impl Engine {
         let alias = group.route.checked_sub(1).map(|alias| self.names.aliases[flow][usize::from(alias)].clone());
         let time = group.first.saturating_add(self.config.orphan_after);
         let id = signal_id(&[
-            &self.names.flows[flow],
-            &group.value,
-            &group.first.to_string(),
-            SignalKind::Orphaned.as_str(),
-            alias.as_deref().unwrap_or(""),
+            IdPart::Text(&self.names.flows[flow]),
+            IdPart::Text(&group.value),
+            IdPart::Number(group.first),
+            IdPart::Text(SignalKind::Orphaned.as_str()),
+            alias.as_deref().map_or(IdPart::None, IdPart::Text),
         ]);
-        let mut data = SignalData::new(self.names.flows[flow].clone(), group.value.to_string());
+        let subject: std::sync::Arc<str> = std::sync::Arc::from(&*group.value);
+        let mut data = SignalData::new(self.names.flows[flow].clone(), subject.clone());
         data.alias = alias;
         data.held = Some(held);
         data.event = group
@@ -102,7 +103,7 @@ impl Engine {
             id,
             kind: SignalKind::Orphaned,
             source: self.source.clone(),
-            subject: group.value.to_string(),
+            subject,
             time,
             alert: false,
             data,

@@ -1,7 +1,8 @@
 //! Signals: everything the engine says about instances, as CloudEvents 1.0 structured-mode
-//! JSON. Ids are UUIDv5 over the signal's identity (flow, key, instance start, kind, step,
-//! attempt, reason, action and, for deviations, the record's coordinates), so a signal that is
-//! re-derived after a restart carries the same id and two different signals never share one.
+//! JSON. Ids are name-based UUIDs (version 8, RFC 9562) whose 122 free bits are a 128-bit
+//! XXH3 hash of the signal's identity (flow, key, instance start, kind, step, attempt, reason,
+//! action and, for deviations, the record's coordinates), so a signal that is re-derived after
+//! a restart carries the same id and two different signals never share one in practice.
 
 use crate::time::{format_rfc3339, Millis};
 use serde::Serialize;
@@ -23,6 +24,21 @@ pub enum SignalKind {
 }
 
 impl SignalKind {
+    /// The CloudEvents `type`.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            SignalKind::Started => "flowwatch.started",
+            SignalKind::StepCompleted => "flowwatch.step_completed",
+            SignalKind::Breached => "flowwatch.breached",
+            SignalKind::Action => "flowwatch.action",
+            SignalKind::Resolved => "flowwatch.resolved",
+            SignalKind::Completed => "flowwatch.completed",
+            SignalKind::Failed => "flowwatch.failed",
+            SignalKind::Orphaned => "flowwatch.orphaned",
+            SignalKind::Deviation => "flowwatch.deviation",
+        }
+    }
+
     /// The kind as written in `type` after `flowwatch.`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,7 +102,7 @@ pub struct Signal {
     /// `flowwatch/` + instance name.
     pub source: Arc<str>,
     /// The business key (or, for `orphaned`, the key or alias value the events were held under).
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Logical event time at which it happened (a breach: its deadline).
     pub time: Millis,
     /// True when the built-in `alert` action ran for it: it also goes to the alerts topic.
@@ -100,7 +116,7 @@ pub struct Signal {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SignalData {
     pub flow: Arc<str>,
-    pub key: String,
+    pub key: Arc<str>,
     pub step: Option<Arc<str>>,
     pub reason: Option<Reason>,
     pub attempt: Option<u32>,
@@ -143,7 +159,7 @@ pub struct SignalData {
 
 impl SignalData {
     /// Data with the required fields and nothing else.
-    pub fn new(flow: Arc<str>, key: String) -> SignalData {
+    pub fn new(flow: Arc<str>, key: Arc<str>) -> SignalData {
         SignalData {
             flow,
             key,
@@ -172,7 +188,7 @@ struct CloudEvent<'a> {
     id: &'a str,
     source: &'a str,
     #[serde(rename = "type")]
-    kind: String,
+    kind: &'static str,
     subject: &'a str,
     time: String,
     datacontenttype: &'static str,
@@ -180,18 +196,13 @@ struct CloudEvent<'a> {
 }
 
 impl Signal {
-    /// The CloudEvents `type`.
-    pub fn event_type(&self) -> String {
-        format!("flowwatch.{}", self.kind.as_str())
-    }
-
     /// Appends the signal as one line of CloudEvents JSON (no trailing newline).
     pub fn write_json(&self, buffer: &mut Vec<u8>) {
         let event = CloudEvent {
             specversion: "1.0",
             id: &self.id,
             source: &self.source,
-            kind: self.event_type(),
+            kind: self.kind.event_type(),
             subject: &self.subject,
             time: format_rfc3339(self.time),
             datacontenttype: "application/json",
@@ -209,19 +220,33 @@ impl Signal {
     }
 }
 
-/// Namespace of flowwatch signal ids (a fixed random UUID).
-const ID_NAMESPACE: uuid::Uuid = uuid::uuid!("5b0f4a8e-6f0e-4d3c-9a57-1c2f0b7e9d41");
+/// One part of a signal's identity.
+pub enum IdPart<'a> {
+    Text(&'a str),
+    Number(i64),
+    None,
+}
 
-/// Builds a deterministic id from identity components. Each component is length-prefixed, so
-/// no choice of keys can make two different component lists collide textually.
-pub fn signal_id(components: &[&str]) -> String {
+/// Builds a deterministic id from identity parts. Each part is tagged and length-prefixed, so
+/// no choice of keys can make two different part lists hash the same input.
+pub fn signal_id(parts: &[IdPart<'_>]) -> String {
     let mut name = Vec::with_capacity(128);
-    for component in components {
-        name.extend_from_slice(component.len().to_string().as_bytes());
-        name.push(b':');
-        name.extend_from_slice(component.as_bytes());
+    for part in parts {
+        match part {
+            IdPart::Text(text) => {
+                name.push(b's');
+                name.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                name.extend_from_slice(text.as_bytes());
+            }
+            IdPart::Number(number) => {
+                name.push(b'n');
+                name.extend_from_slice(&number.to_le_bytes());
+            }
+            IdPart::None => name.push(b'-'),
+        }
     }
-    uuid::Uuid::new_v5(&ID_NAMESPACE, &name).hyphenated().to_string()
+    let hash = xxhash_rust::xxh3::xxh3_128(&name);
+    uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid().hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -230,9 +255,13 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_length_prefixed() {
-        assert_eq!(signal_id(&["a", "b"]), signal_id(&["a", "b"]));
-        assert_ne!(signal_id(&["a:b", ""]), signal_id(&["a", "b:"]));
-        assert_ne!(signal_id(&["ab", "c"]), signal_id(&["a", "bc"]));
+        use IdPart::{None as Nothing, Number, Text};
+        assert_eq!(signal_id(&[Text("a"), Text("b")]), signal_id(&[Text("a"), Text("b")]));
+        assert_ne!(signal_id(&[Text("ab"), Text("c")]), signal_id(&[Text("a"), Text("bc")]));
+        assert_ne!(signal_id(&[Text(""), Nothing]), signal_id(&[Nothing, Text("")]));
+        assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
+        let id = signal_id(&[Text("x")]);
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
     }
 
     #[test]

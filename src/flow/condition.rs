@@ -5,10 +5,17 @@
 use cel::common::ast::{EntryExpr, Expr};
 use cel::objects::{Key, Map};
 use cel::parser::Expression;
-use cel::{Context, Program, Value as CelValue};
+use cel::{Context, Env, Program, Value as CelValue};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The CEL standard environment, built once: building it registers every standard function
+/// and costs far more than evaluating a condition.
+fn standard_env() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+}
 
 /// A compiled `when` condition.
 pub struct Condition {
@@ -49,7 +56,7 @@ impl Condition {
         key: &str,
         events: impl Iterator<Item = (&'a str, &'a Value)>,
     ) -> Result<bool, String> {
-        let mut context = Context::default();
+        let mut context = Context::with_env(standard_env());
         context.add_variable_from_value("key", key.to_string());
         let events: HashMap<Key, CelValue> =
             events.map(|(name, payload)| (Key::from(name.to_string()), to_cel(payload))).collect();

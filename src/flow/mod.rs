@@ -254,18 +254,28 @@ impl Flow {
 }
 
 impl Keep {
-    /// Projects a payload to what must be kept; `None` when nothing is.
-    pub fn project(&self, payload: &Value) -> Option<Value> {
+    /// Projects a payload to what must be kept, as compact JSON text; `None` when nothing is.
+    pub fn project(&self, payload: &Value) -> Option<Box<str>> {
         match self {
             Keep::Nothing => None,
-            Keep::Whole => Some(payload.clone()),
+            Keep::Whole => Some(payload.to_string().into_boxed_str()),
             Keep::Fields(fields) => {
-                let Some(object) = payload.as_object() else { return Some(payload.clone()) };
-                let kept: serde_json::Map<String, Value> = fields
-                    .iter()
-                    .filter_map(|field| object.get(&**field).map(|value| (field.to_string(), value.clone())))
-                    .collect();
-                Some(Value::Object(kept))
+                let Some(object) = payload.as_object() else {
+                    return Some(payload.to_string().into_boxed_str());
+                };
+                let mut text = String::from("{");
+                for field in fields {
+                    if let Some(value) = object.get(&**field) {
+                        if text.len() > 1 {
+                            text.push(',');
+                        }
+                        text.push_str(&Value::String(field.to_string()).to_string());
+                        text.push(':');
+                        text.push_str(&value.to_string());
+                    }
+                }
+                text.push('}');
+                Some(text.into_boxed_str())
             }
         }
     }

@@ -400,6 +400,28 @@ steps:
     }
 
     #[test]
+    fn windows_line_endings_and_a_byte_order_mark_are_accepted() {
+        let text = include_str!("../../tests/flows/good/customer-onboarding.yaml");
+        let windows = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+        let def = parse(&windows).unwrap();
+        assert_eq!(def.name, "customer-onboarding");
+        let errors = parse(&MINIMAL.replace("await: Closed", "await: Nope").replace('\n', "\r\n")).unwrap_err();
+        assert_eq!(errors[0].0, 8, "{errors:?}");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_work_inside_a_flow() {
+        let text = MINIMAL.replace(
+            "  Closed: { topic: t, match: { type: [Closed, Done] }, key: id }",
+            "  Closed: &base { topic: t, match: { type: [Closed, Done] }, key: id }\n  Reopened:\n    <<: *base\n    match: { type: Reopened }",
+        );
+        let def = parse(&text).unwrap();
+        assert_eq!(def.events[2].name, "Reopened");
+        assert_eq!(def.events[2].topic, "t");
+        assert_eq!(def.events[2].matchers[0].allowed, [serde_json::json!("Reopened")]);
+    }
+
+    #[test]
     fn diagnostics_display_as_file_line_column() {
         let diagnostic = Diagnostic { file: "flows/a.yaml".into(), line: 3, column: 7, message: "bad thing".into() };
         assert_eq!(diagnostic.to_string(), "flows/a.yaml:3:7: error: bad thing");

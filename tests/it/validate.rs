@@ -259,6 +259,8 @@ fn each_broken_file_reports_exactly_its_errors() {
             let whole_file = diagnostic.line == 0;
             assert_eq!(diagnostic.column == 0, whole_file, "{name}: a position has a line without a column: {diagnostic:?}");
             assert!(!diagnostic.message.ends_with('.'), "{name}: message ends with a period: {diagnostic:?}");
+            let first = diagnostic.message.chars().next().unwrap_or(' ');
+            assert!(first.is_lowercase(), "{name}: message does not start in lowercase: {diagnostic:?}");
         }
         if let Some(problem) = mismatch(&found, expected) {
             failures.push(format!("{name}:\n{problem}"));

@@ -39,112 +39,124 @@ pub fn read_steps(
         reader.error(field.value_at(), "steps is empty: declare at least one step with the event it awaits");
     }
     let step_names = Names::new(entries.iter().map(|entry| entry.name).collect());
+    let names = SectionNames { steps: &step_names, events, actions };
     for entry in &entries {
-        if entry.name.trim().is_empty() {
-            reader.error(entry.key_at, "step name is empty: give the step a name");
-        }
-        let owner = Owner::named("step", entry.name, entry.key_at);
-        let mut step = Step {
-            name: entry.name.to_string(),
-            after: Vec::new(),
-            awaits: Vec::new(),
-            within: None,
-            on_breach: vec![ActionRef::Alert],
-            when: None,
-        };
-        let mut after_at = Vec::new();
-        let mut awaits_at = Vec::new();
-        if let Some(fields) = reader.fields(entry.value, &owner, &STEP_FIELDS, &["await"]) {
-            for field in &fields {
-                match field.name {
-                    "after" => {
-                        for (name, at) in reader.names(field, &owner, "step") {
-                            if name == entry.name {
-                                reader.error(
-                                    at,
-                                    format!("step {:?} lists itself in after: a step cannot wait for itself", entry.name),
-                                );
-                                continue;
-                            }
-                            let message = || {
-                                format!("step {:?} comes after unknown step {name:?}: declare it under steps", entry.name)
-                            };
-                            if let Some(before) = resolve(reader, &step_names, &name, at, message) {
-                                step.after.push(before);
-                                after_at.push(at);
-                            }
-                        }
-                    }
-                    "await" => {
-                        let names = reader.names(field, &owner, "event");
-                        if names.is_empty() && matches!(field.value.value, Node::Seq(_)) {
-                            reader.error(
-                                field.value_at(),
-                                format!("{} is empty: list the event or events that complete the step", owner.field("await")),
-                            );
-                        }
-                        for (name, at) in names {
-                            let message = || {
-                                format!("step {:?} waits for unknown event {name:?}: declare it under events", entry.name)
-                            };
-                            if let Some(event) = resolve(reader, events, &name, at, message) {
-                                step.awaits.push(event);
-                                awaits_at.push(at);
-                            }
-                        }
-                    }
-                    "within" => step.within = reader.duration(field, &owner),
-                    "when" => {
-                        let expected = "a CEL expression such as events.OrderPlaced.total > 1000";
-                        let Some(source) = reader.non_empty_string(field, &owner, expected) else { continue };
-                        match compile_condition(source) {
-                            Ok(condition) => {
-                                let mut read_events: Vec<&str> = Vec::new();
-                                for (event_name, _) in condition.event_fields().unwrap_or_default() {
-                                    if !read_events.contains(&event_name.as_str()) {
-                                        read_events.push(event_name);
-                                    }
-                                }
-                                for event_name in read_events {
-                                    if events.get(event_name).is_none() {
-                                        let mut message = format!(
-                                            "{} reads unknown event {event_name:?}: declare it under events",
-                                            owner.field("when")
-                                        );
-                                        if let Some(similar) = closest(event_name, events.iter()) {
-                                            message.push_str(&format!(" (did you mean {similar:?}?)"));
-                                        }
-                                        reader.error(field.value_at(), message);
-                                    }
-                                }
-                                step.when = Some(condition);
-                            }
-                            Err(problem) => {
-                                reader.error(field.value_at(), format!("{}: {}", owner.field("when"), tidy_cel_error(&problem)))
-                            }
-                        }
-                    }
-                    "on_breach" => step.on_breach = read_action_refs(reader, field, &owner, actions),
-                    _ => {}
-                }
-            }
-            let breach_field = fields.iter().find(|field| field.name == "on_breach");
-            if let (Some(on_breach), false) = (breach_field, fields.iter().any(|field| field.name == "within")) {
-                reader.error(
-                    on_breach.key_at,
-                    format!(
-                        "step {:?} has on_breach but no within, so it can never breach: add within or remove on_breach",
-                        entry.name
-                    ),
-                );
-            }
-        }
+        let (step, after_at, awaits_at) = read_step(reader, entry, &names);
         read.steps.push(step);
         read.name_at.push(entry.key_at);
         read.after_at.push(after_at);
         read.awaits_at.push(awaits_at);
     }
     read
+}
+
+/// The names a step may refer to.
+struct SectionNames<'n, 'a> {
+    steps: &'n Names<'a>,
+    events: &'n Names<'a>,
+    actions: &'n Names<'a>,
+}
+
+/// Reads one step, with the positions of its `after` and `await` entries.
+fn read_step(
+    reader: &mut Reader,
+    entry: &Field<'_>,
+    names: &SectionNames<'_, '_>,
+) -> (Step, Vec<Position>, Vec<Position>) {
+    if entry.name.trim().is_empty() {
+        reader.error(entry.key_at, "step name is empty: give the step a name");
+    }
+    let owner = Owner::named("step", entry.name, entry.key_at);
+    let mut step = Step {
+        name: entry.name.to_string(),
+        after: Vec::new(),
+        awaits: Vec::new(),
+        within: None,
+        on_breach: vec![ActionRef::Alert],
+        when: None,
+    };
+    let mut after_at = Vec::new();
+    let mut awaits_at = Vec::new();
+    let Some(fields) = reader.fields(entry.value, &owner, &STEP_FIELDS, &["await"]) else {
+        return (step, after_at, awaits_at);
+    };
+    for field in &fields {
+        match field.name {
+            "after" => {
+                for (name, at) in reader.names(field, &owner, "step") {
+                    if name == entry.name {
+                        reader.error(at, format!("step {:?} lists itself in after: a step cannot wait for itself", entry.name));
+                        continue;
+                    }
+                    let message =
+                        || format!("step {:?} comes after unknown step {name:?}: declare it under steps", entry.name);
+                    if let Some(before) = resolve(reader, names.steps, &name, at, message) {
+                        step.after.push(before);
+                        after_at.push(at);
+                    }
+                }
+            }
+            "await" => {
+                let awaited = reader.names(field, &owner, "event");
+                if awaited.is_empty() && matches!(field.value.value, Node::Seq(_)) {
+                    reader.error(
+                        field.value_at(),
+                        format!("{} is empty: list the event or events that complete the step", owner.field("await")),
+                    );
+                }
+                for (name, at) in awaited {
+                    let message =
+                        || format!("step {:?} waits for unknown event {name:?}: declare it under events", entry.name);
+                    if let Some(event) = resolve(reader, names.events, &name, at, message) {
+                        step.awaits.push(event);
+                        awaits_at.push(at);
+                    }
+                }
+            }
+            "within" => step.within = reader.duration(field, &owner),
+            "when" => step.when = read_when(reader, field, &owner, names.events),
+            "on_breach" => step.on_breach = read_action_refs(reader, field, &owner, names.actions),
+            _ => {}
+        }
+    }
+    let breach_field = fields.iter().find(|field| field.name == "on_breach");
+    if let (Some(on_breach), false) = (breach_field, fields.iter().any(|field| field.name == "within")) {
+        reader.error(
+            on_breach.key_at,
+            format!("step {:?} has on_breach but no within, so it can never breach: add within or remove on_breach", entry.name),
+        );
+    }
+    (step, after_at, awaits_at)
+}
+
+/// `when`: a CEL expression whose `events.NAME` names are declared events.
+fn read_when(reader: &mut Reader, field: &Field<'_>, owner: &Owner, events: &Names<'_>) -> Option<Condition> {
+    let expected = "a CEL expression such as events.OrderPlaced.total > 1000";
+    let source = reader.non_empty_string(field, owner, expected)?;
+    let condition = match compile_condition(source) {
+        Ok(condition) => condition,
+        Err(problem) => {
+            reader.error(field.value_at(), format!("{}: {}", owner.field("when"), tidy_cel_error(&problem)));
+            return None;
+        }
+    };
+    let mut read_events: Vec<&str> = Vec::new();
+    for (event_name, _) in condition.event_fields().unwrap_or_default() {
+        if !read_events.contains(&event_name.as_str()) {
+            read_events.push(event_name);
+        }
+    }
+    for event_name in read_events {
+        if events.get(event_name).is_none() {
+            let mut message =
+                format!("{} reads unknown event {event_name:?}: declare it under events", owner.field("when"));
+            if let Some(similar) = closest(event_name, events.iter()) {
+                message.push_str(&format!(" (did you mean {similar:?}?)"));
+            }
+            reader.error(field.value_at(), message);
+        }
+    }
+    Some(condition)
 }
 
 /// Longest `when` expression accepted, in characters.

@@ -371,3 +371,4 @@ fn empty_directories_and_missing_paths_are_errors() {
         )
     );
 }
+

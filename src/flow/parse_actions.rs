@@ -107,7 +107,7 @@ pub fn read_actions(
             reader.error(
                 at,
                 format!(
-                    "action {:?} has then but no attempts, so then would never run: add attempts to make it a retry, or remove then",
+                    "then of action {:?} has no effect without attempts (it runs once the attempts are spent): add attempts to make the action a retry, or remove then",
                     entry.name
                 ),
             );

@@ -123,7 +123,10 @@ fn read_step(
     if let (Some(on_breach), false) = (breach_field, fields.iter().any(|field| field.name == "within")) {
         reader.error(
             on_breach.key_at,
-            format!("step {:?} has on_breach but no within, so it can never breach: add within or remove on_breach", entry.name),
+            format!(
+                "on_breach of step {:?} has no effect without within (a step without an SLA never breaches): add within or remove on_breach",
+                entry.name
+            ),
         );
     }
     (step, after_at, awaits_at)

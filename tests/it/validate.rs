@@ -125,14 +125,14 @@ const BROKEN: &[(&str, &[(u64, &str)])] = &[
     (
         "actions.yaml",
         &[
-            (9, "step \"close\" has on_breach but no within, so it can never breach"),
+            (9, "on_breach of step \"close\" has no effect without within"),
             (10, "on_deadline has no effect without deadline"),
             (12, "action name \"alert\" is reserved for the built-in alert"),
             (15, "publish.topic of action \"retry\": \"retry commands\" is not a valid Kafka topic name"),
             (15, "publish.key of action \"retry\" must be a string template such as \"${key}\", found a number"),
             (16, "attempts of action \"retry\" is 0"),
             (17, "then of action \"retry\" names the action itself"),
-            (20, "action \"notify\" has then but no attempts, so then would never run"),
+            (20, "then of action \"notify\" has no effect without attempts"),
             (23, "attempts of action \"escalate\" must be a positive whole number, found -1"),
         ],
     ),

@@ -50,6 +50,12 @@ impl Condition {
         self.event_fields.as_deref()
     }
 
+    /// How deeply the expression's syntax tree nests (a literal or a name is 1). Evaluation
+    /// recurses this deep, so the flow parser bounds it to keep evaluation within any stack.
+    pub fn depth(&self) -> usize {
+        expression_depth(self.program.expression())
+    }
+
     /// Evaluates the condition. `Err` carries the reason when the result is not a boolean.
     pub fn evaluate<'a>(
         &self,
@@ -133,6 +139,32 @@ fn collect_event_uses(expression: &Expression, uses: &mut Vec<(String, Option<St
     }
 }
 
+fn expression_depth(expression: &Expression) -> usize {
+    let deepest = |parts: &mut dyn Iterator<Item = &Expression>| parts.map(expression_depth).max().unwrap_or(0);
+    let entry_depth = |entry: &EntryExpr| match entry {
+        EntryExpr::StructField(field) => expression_depth(&field.value),
+        EntryExpr::MapEntry(entry) => expression_depth(&entry.key).max(expression_depth(&entry.value)),
+    };
+    1 + match &expression.expr {
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
+        Expr::Select(select) => expression_depth(&select.operand),
+        Expr::Call(call) => deepest(&mut call.target.as_deref().into_iter().chain(&call.args)),
+        Expr::Comprehension(comprehension) => deepest(
+            &mut [
+                &comprehension.iter_range,
+                &comprehension.accu_init,
+                &comprehension.loop_cond,
+                &comprehension.loop_step,
+                &comprehension.result,
+            ]
+            .into_iter(),
+        ),
+        Expr::List(list) => deepest(&mut list.elements.iter()),
+        Expr::Map(map) => map.entries.iter().map(|entry| entry_depth(&entry.expr)).max().unwrap_or(0),
+        Expr::Struct(structure) => structure.entries.iter().map(|entry| entry_depth(&entry.expr)).max().unwrap_or(0),
+    }
+}
+
 fn entry_uses(entry: &EntryExpr, uses: &mut Vec<(String, Option<String>)>) -> bool {
     match entry {
         EntryExpr::StructField(field) => collect_event_uses(&field.value, uses),
@@ -175,5 +207,13 @@ mod tests {
             &[("A".to_string(), Some("total".to_string())), ("B".to_string(), Some("x".to_string()))]
         );
         assert!(Condition::compile("size(events) > 0").unwrap().event_fields().is_none());
+    }
+
+    #[test]
+    fn depth_counts_nesting() {
+        assert_eq!(Condition::compile("true").unwrap().depth(), 1);
+        assert_eq!(Condition::compile("events.A.x > 1").unwrap().depth(), 4);
+        assert_eq!(Condition::compile("1 + 1 + 1 > 0").unwrap().depth(), 4);
+        assert_eq!(Condition::compile("[[1]] == [[1]]").unwrap().depth(), 4);
     }
 }

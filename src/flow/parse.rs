@@ -7,7 +7,7 @@
 use super::parse_actions::{read_action_names, read_action_refs, read_actions};
 use super::parse_events::read_events;
 use super::parse_steps::{read_steps, resolve};
-use super::reader::{Field, Owner, Reader};
+use super::reader::{Field, Names, Owner, Reader};
 use super::validate_rules::{check_flow, Spans};
 use super::yaml::{key_problems, parse_document, position, Node, Position};
 use super::{ActionRef, Flow, FlowDef};
@@ -173,9 +173,9 @@ fn compile_flow(file: &FsPath, text: &str) -> Result<(FlowDef, Position), Vec<Di
         field("description").and_then(|description| reader.string(description, &top, "text")).map(str::to_string);
 
     let events = field("events").map(|events| read_events(&mut reader, events)).unwrap_or_default();
-    let event_names: Vec<&str> = events.events.iter().map(|event| event.name.as_str()).collect();
+    let event_names = Names::new(events.events.iter().map(|event| event.name.as_str()).collect());
     let action_entries = field("actions").map(|actions| read_action_names(&mut reader, actions)).unwrap_or_default();
-    let action_names: Vec<&str> = action_entries.iter().map(|entry| entry.name).collect();
+    let action_names = Names::new(action_entries.iter().map(|entry| entry.name).collect());
     let steps = field("steps").map(|steps| read_steps(&mut reader, steps, &event_names, &action_names)).unwrap_or_default();
 
     let (start, start_at) = match field("start") {
@@ -201,7 +201,7 @@ fn compile_flow(file: &FsPath, text: &str) -> Result<(FlowDef, Position), Vec<Di
     };
     let on_deadline = triggered_actions("on_deadline", "deadline");
     let on_stuck = triggered_actions("on_stuck", "stuck_after");
-    let event_index = |name: &str| event_names.iter().position(|known| *known == name);
+    let event_index = |name: &str| event_names.get(name);
     let actions = read_actions(&mut reader, &action_entries, &event_index);
 
     let spans = Spans {
@@ -239,7 +239,7 @@ fn compile_flow(file: &FsPath, text: &str) -> Result<(FlowDef, Position), Vec<Di
 fn read_event_list(
     reader: &mut Reader,
     field: &Field<'_>,
-    event_names: &[&str],
+    event_names: &Names<'_>,
     required: bool,
 ) -> (Vec<usize>, Vec<Position>) {
     let top = Owner::top(field.key_at);
@@ -400,9 +400,64 @@ steps:
     }
 
     #[test]
+    fn windows_line_endings_and_a_byte_order_mark_are_accepted() {
+        let text = include_str!("../../tests/flows/good/customer-onboarding.yaml");
+        let windows = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+        let def = parse(&windows).unwrap();
+        assert_eq!(def.name, "customer-onboarding");
+        let errors = parse(&MINIMAL.replace("await: Closed", "await: Nope").replace('\n', "\r\n")).unwrap_err();
+        assert_eq!(errors[0].0, 8, "{errors:?}");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_work_inside_a_flow() {
+        let text = MINIMAL.replace(
+            "  Closed: { topic: t, match: { type: [Closed, Done] }, key: id }",
+            "  Closed: &base { topic: t, match: { type: [Closed, Done] }, key: id }\n  Reopened:\n    <<: *base\n    match: { type: Reopened }",
+        );
+        let def = parse(&text).unwrap();
+        assert_eq!(def.events[2].name, "Reopened");
+        assert_eq!(def.events[2].topic, "t");
+        assert_eq!(def.events[2].matchers[0].allowed, [serde_json::json!("Reopened")]);
+    }
+
+    #[test]
     fn diagnostics_display_as_file_line_column() {
         let diagnostic = Diagnostic { file: "flows/a.yaml".into(), line: 3, column: 7, message: "bad thing".into() };
         assert_eq!(diagnostic.to_string(), "flows/a.yaml:3:7: error: bad thing");
+    }
+
+    /// A flow with `count` steps, each after the previous one (and the first after the last
+    /// when `closed`), each awaiting its own event.
+    fn chain(count: usize, closed: bool) -> String {
+        let mut text = String::from("flow: chain\nevents:\n  Start: { topic: t, match: { n: -1 }, key: id }\n");
+        for n in 0..count {
+            // One topic per event: the overlap check compares the events of a topic pairwise,
+            // which is what this test is not about.
+            text.push_str(&format!("  E{n}: {{ topic: t{n}, match: {{ n: {n} }}, key: id }}\n"));
+        }
+        text.push_str("start: Start\nsteps:\n");
+        for n in 0..count {
+            let after = match (n, closed) {
+                (0, false) => String::new(),
+                (0, true) => format!(", after: s{}", count - 1),
+                _ => format!(", after: s{}", n - 1),
+            };
+            text.push_str(&format!("  s{n}: {{ await: E{n}{after} }}\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn long_flows_are_checked_without_deep_recursion_or_quadratic_lookups() {
+        let started = std::time::Instant::now();
+        let def = parse(&chain(2000, false)).unwrap();
+        assert_eq!(def.steps[1999].after, [1998]);
+        let errors = parse(&chain(2000, true)).unwrap_err();
+        assert_eq!(errors.len(), 1, "{:?}", errors.first());
+        assert!(errors[0].1.starts_with("cycle in after: s0 -> s1 -> s2 -> "), "{:?}", &errors[0].1[..80]);
+        // Generous even for a debug build on a busy machine; quadratic checks take minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! templates, its `attempts` and what runs once they are spent (SPEC 1.6).
 
 use super::parse_events::kafka_topic_problem;
-use super::reader::{closest, Field, Owner, Reader};
+use super::reader::{closest, Field, Names, Owner, Reader};
 use super::yaml::{position, Node, Position};
 use super::{Action, ActionRef, Publish, Template};
 use serde_json::Value;
@@ -38,19 +38,19 @@ pub fn read_action_names<'a>(reader: &mut Reader, field: &Field<'a>) -> Vec<Fiel
 
 /// A list of actions (`[alert, retry-payment]`): `alert` is the built-in, other names must be
 /// declared under `actions`. A single name is read as a list of one.
-pub fn read_action_refs(reader: &mut Reader, field: &Field<'_>, owner: &Owner, actions: &[&str]) -> Vec<ActionRef> {
+pub fn read_action_refs(reader: &mut Reader, field: &Field<'_>, owner: &Owner, actions: &Names<'_>) -> Vec<ActionRef> {
     let mut refs = Vec::new();
     for (name, at) in reader.names(field, owner, "action") {
         if name == ALERT {
             refs.push(ActionRef::Alert);
-        } else if let Some(action_idx) = actions.iter().position(|declared| *declared == name) {
+        } else if let Some(action_idx) = actions.get(&name) {
             refs.push(ActionRef::Declared(action_idx));
         } else {
             let mut message = format!(
                 "{} names unknown action {name:?}: declare it under actions, or use the built-in alert",
                 owner.field(field.name)
             );
-            if let Some(similar) = closest(&name, actions.iter().copied().chain([ALERT])) {
+            if let Some(similar) = closest(&name, actions.iter().chain([ALERT])) {
                 message.push_str(&format!(" (did you mean {similar:?}?)"));
             }
             reader.error(at, message);
@@ -66,7 +66,7 @@ pub fn read_actions(
     entries: &[Field<'_>],
     event_index: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<Action> {
-    let action_names: Vec<&str> = entries.iter().map(|entry| entry.name).collect();
+    let action_names = Names::new(entries.iter().map(|entry| entry.name).collect());
     let mut actions = Vec::with_capacity(entries.len());
     for (action_idx, entry) in entries.iter().enumerate() {
         let owner = Owner::named("action", entry.name, entry.key_at);
@@ -107,7 +107,7 @@ pub fn read_actions(
             reader.error(
                 at,
                 format!(
-                    "action {:?} has then but no attempts, so then would never run: add attempts to make it a retry, or remove then",
+                    "then of action {:?} has no effect without attempts (it runs once the attempts are spent): add attempts to make the action a retry, or remove then",
                     entry.name
                 ),
             );

@@ -10,6 +10,7 @@ use super::reader::{closest, Field, Owner, Reader};
 use super::yaml::{position, Node, Position};
 use super::{EventDef, Link, Matcher};
 use serde_json::Value;
+use std::collections::hash_map::{Entry, HashMap};
 
 /// Fields an event may have.
 const EVENT_FIELDS: [&str; 7] = ["topic", "match", "key", "alias", "links", "time", "id"];
@@ -37,6 +38,7 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
         reader.error(field.value_at(), "events is empty: declare at least one event with its topic, match and key");
     }
     let mut alias_uses: Vec<(usize, String, Position)> = Vec::new();
+    let mut alias_index: HashMap<String, usize> = HashMap::new();
     for entry in &entries {
         check_event_name(reader, entry.name, entry.key_at);
         let owner = Owner::named("event", entry.name, entry.key_at);
@@ -61,7 +63,7 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
                             alias_uses.push((read.events.len(), alias.to_string(), field.value_at()));
                         }
                     }
-                    "links" => event.links = read_links(reader, field, &owner, &mut read.aliases),
+                    "links" => event.links = read_links(reader, field, &owner, &mut read.aliases, &mut alias_index),
                     "time" => event.time = reader.path(field, &owner),
                     "id" => event.id = reader.path(field, &owner),
                     _ => {}
@@ -72,8 +74,8 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
         read.name_at.push(entry.key_at);
     }
     for (event_idx, alias, at) in alias_uses {
-        match read.aliases.iter().position(|known| *known == alias) {
-            Some(alias_idx) => read.events[event_idx].alias = Some(alias_idx),
+        match alias_index.get(&alias) {
+            Some(&alias_idx) => read.events[event_idx].alias = Some(alias_idx),
             None => {
                 let mut message = format!(
                     "event {:?} is routed through alias {alias:?} but no event links it: add links: {{ {alias}: PATH }} to the event that carries it",
@@ -128,7 +130,8 @@ fn read_matchers(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Vec<M
     let what = owner.field("match");
     let expected = "a mapping of paths to expected values, such as { type: OrderPlaced }";
     let Some(entries) = reader.mapping(field.value, &what, expected) else { return Vec::new() };
-    let mut matchers: Vec<(Matcher, &str)> = Vec::new();
+    let mut matchers: Vec<Matcher> = Vec::new();
+    let mut spellings: HashMap<String, &str> = HashMap::new();
     for entry in &entries {
         let path = match Path::parse(entry.name) {
             Ok(path) => Some(path),
@@ -139,16 +142,23 @@ fn read_matchers(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Vec<M
         };
         let allowed = read_allowed_values(reader, entry, owner);
         let (Some(path), Some(allowed)) = (path, allowed) else { continue };
-        if let Some((_, earlier)) = matchers.iter().find(|(matcher, _)| matcher.path == path) {
-            reader.error(
+        // Equal paths have equal canonical text, whichever way they are spelled.
+        match spellings.entry(path.to_string()) {
+            Entry::Occupied(earlier) => reader.error(
                 entry.key_at,
-                format!("{what} tests the same field as {earlier:?} under another spelling, {:?}: keep one entry", entry.name),
-            );
-            continue;
+                format!(
+                    "{what} tests the same field as {:?} under another spelling, {:?}: keep one entry",
+                    earlier.get(),
+                    entry.name
+                ),
+            ),
+            Entry::Vacant(slot) => {
+                slot.insert(entry.name);
+                matchers.push(Matcher { path, allowed });
+            }
         }
-        matchers.push((Matcher { path, allowed }, entry.name));
     }
-    matchers.into_iter().map(|(matcher, _)| matcher).collect()
+    matchers
 }
 
 /// The expected value of one `match` entry: a scalar, or a non-empty list of scalars.
@@ -207,8 +217,15 @@ fn scalar_json(reader: &mut Reader, node: &serde_saphyr::Spanned<Node>, subject:
     }
 }
 
-/// The `links` mapping: alias names to paths. New alias names are added to `aliases`.
-fn read_links(reader: &mut Reader, field: &Field<'_>, owner: &Owner, aliases: &mut Vec<String>) -> Vec<Link> {
+/// The `links` mapping: alias names to paths. New alias names are added to `aliases` and
+/// `alias_index`.
+fn read_links(
+    reader: &mut Reader,
+    field: &Field<'_>,
+    owner: &Owner,
+    aliases: &mut Vec<String>,
+    alias_index: &mut HashMap<String, usize>,
+) -> Vec<Link> {
     let what = owner.field("links");
     let Some(entries) = reader.mapping(field.value, &what, "a mapping of alias names to paths, such as { paymentId: payment.id }")
     else {
@@ -231,13 +248,10 @@ fn read_links(reader: &mut Reader, field: &Field<'_>, owner: &Owner, aliases: &m
             }
         };
         let (true, Some(path)) = (name_ok, path) else { continue };
-        let alias = match aliases.iter().position(|known| known == entry.name) {
-            Some(known) => known,
-            None => {
-                aliases.push(entry.name.to_string());
-                aliases.len() - 1
-            }
-        };
+        let alias = *alias_index.entry(entry.name.to_string()).or_insert_with(|| {
+            aliases.push(entry.name.to_string());
+            aliases.len() - 1
+        });
         links.push(Link { alias, path });
     }
     links

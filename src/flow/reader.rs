@@ -11,6 +11,7 @@ use super::path::Path;
 use super::yaml::{position, Node, Position};
 use crate::time::{parse_duration, Millis};
 use serde_saphyr::Spanned;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Collects diagnostics for one file while its tree is read.
@@ -110,10 +111,11 @@ impl Reader {
     pub fn entries<'a>(node: &'a Spanned<Node>) -> Option<Vec<Field<'a>>> {
         let Node::Map(pairs) = &node.value else { return None };
         let mut fields: Vec<Field<'a>> = Vec::with_capacity(pairs.len());
+        let mut seen: HashSet<&str> = HashSet::with_capacity(pairs.len());
         for (key, value) in pairs {
             // Keys that YAML reads as numbers or booleans are reported by `mapping`.
             let Node::Str(name) = &key.value else { continue };
-            if fields.iter().any(|field| field.name == name) {
+            if !seen.insert(name) {
                 continue;
             }
             fields.push(Field { name, key_at: position(key), value });
@@ -252,11 +254,12 @@ impl Reader {
     /// Reports other kinds, non-string entries and names listed twice.
     pub fn names(&mut self, field: &Field<'_>, owner: &Owner, noun: &str) -> Vec<(String, Position)> {
         let mut names: Vec<(String, Position)> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut add = |reader: &mut Reader, name: &str, at: Position| {
-            if names.iter().any(|(earlier, _)| earlier == name) {
-                reader.error(at, format!("{} lists {name:?} twice: remove one", owner.field(field.name)));
-            } else {
+            if seen.insert(name.to_string()) {
                 names.push((name.to_string(), at));
+            } else {
+                reader.error(at, format!("{} lists {name:?} twice: remove one", owner.field(field.name)));
             }
         };
         match &field.value.value {
@@ -294,10 +297,51 @@ fn article(noun: &str) -> String {
     }
 }
 
+/// The names declared in one section (events, steps or actions) in file order, looked up by
+/// name without scanning them all. The first declaration of a name wins.
+#[derive(Debug, Default)]
+pub struct Names<'a> {
+    /// The names by index.
+    list: Vec<&'a str>,
+    /// Index of each name.
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> Names<'a> {
+    /// Indexes `list`.
+    pub fn new(list: Vec<&'a str>) -> Names<'a> {
+        let mut index = HashMap::with_capacity(list.len());
+        for (position, name) in list.iter().enumerate() {
+            index.entry(*name).or_insert(position);
+        }
+        Names { list, index }
+    }
+
+    /// The index of a name.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The names in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.list.iter().copied()
+    }
+}
+
+/// Names longer than this get no "did you mean" suggestion, and at most this many candidates
+/// are compared, so that a pathological file cannot make suggestions slow.
+const SUGGESTION_LIMIT: usize = 64;
+const SUGGESTION_CANDIDATES: usize = 1000;
+
 /// The candidate closest to `name` by edit distance, if it is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    if name.chars().count() > SUGGESTION_LIMIT {
+        return None;
+    }
     let limit = (name.chars().count() / 3).max(1);
     candidates
+        .filter(|candidate| candidate.chars().count() <= SUGGESTION_LIMIT)
+        .take(SUGGESTION_CANDIDATES)
         .map(|candidate| (edit_distance(&name.to_lowercase(), &candidate.to_lowercase()), candidate))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
@@ -314,8 +358,8 @@ fn edit_distance(left: &str, right: &str) -> usize {
     for (i, row) in distances.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=right.len() {
-        distances[0][j] = j;
+    for (j, cell) in distances[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=left.len() {
         for j in 1..=right.len() {

@@ -8,6 +8,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::DuplicateKeyPolicy;
 use serde_saphyr::Spanned;
+use std::collections::HashMap;
 use std::fmt;
 
 /// A YAML node. Scalars are typed the way YAML 1.2's core schema reads them (`true`, `12`,
@@ -175,16 +176,15 @@ fn collect_key_problems(node: &Spanned<Node>, problems: &mut Vec<KeyProblem>) {
     match &node.value {
         Node::Seq(items) => items.iter().for_each(|item| collect_key_problems(item, problems)),
         Node::Map(entries) => {
-            for (index, (key, value)) in entries.iter().enumerate() {
+            let mut first_positions: HashMap<String, Position> = HashMap::with_capacity(entries.len());
+            for (key, value) in entries {
                 match key.value.key_text() {
                     None => problems.push(KeyProblem {
                         position: position(key),
                         message: format!("a mapping key must be a name, found {}", key.value.kind()),
                     }),
                     Some(name) => {
-                        let earlier = entries[..index].iter().find(|(earlier, _)| earlier.value == key.value);
-                        if let Some((first, _)) = earlier {
-                            let first = position(first);
+                        if let Some(&first) = first_positions.get(&name) {
                             problems.push(KeyProblem {
                                 position: position(key),
                                 message: format!(
@@ -192,6 +192,8 @@ fn collect_key_problems(node: &Spanned<Node>, problems: &mut Vec<KeyProblem>) {
                                     first.line, first.column
                                 ),
                             });
+                        } else {
+                            first_positions.insert(name, position(key));
                         }
                     }
                 }

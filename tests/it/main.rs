@@ -1,4 +1,5 @@
 //! The single integration-test binary (one binary links once, so the suite builds fast). Each
 //! module tests one command or subsystem through the library's public API.
 
+mod parse_never_panics;
 mod validate;

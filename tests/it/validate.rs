@@ -125,14 +125,14 @@ const BROKEN: &[(&str, &[(u64, &str)])] = &[
     (
         "actions.yaml",
         &[
-            (9, "step \"close\" has on_breach but no within, so it can never breach"),
+            (9, "on_breach of step \"close\" has no effect without within"),
             (10, "on_deadline has no effect without deadline"),
             (12, "action name \"alert\" is reserved for the built-in alert"),
             (15, "publish.topic of action \"retry\": \"retry commands\" is not a valid Kafka topic name"),
             (15, "publish.key of action \"retry\" must be a string template such as \"${key}\", found a number"),
             (16, "attempts of action \"retry\" is 0"),
             (17, "then of action \"retry\" names the action itself"),
-            (20, "action \"notify\" has then but no attempts, so then would never run"),
+            (20, "then of action \"notify\" has no effect without attempts"),
             (23, "attempts of action \"escalate\" must be a positive whole number, found -1"),
         ],
     ),
@@ -259,6 +259,8 @@ fn each_broken_file_reports_exactly_its_errors() {
             let whole_file = diagnostic.line == 0;
             assert_eq!(diagnostic.column == 0, whole_file, "{name}: a position has a line without a column: {diagnostic:?}");
             assert!(!diagnostic.message.ends_with('.'), "{name}: message ends with a period: {diagnostic:?}");
+            let first = diagnostic.message.chars().next().unwrap_or(' ');
+            assert!(first.is_lowercase(), "{name}: message does not start in lowercase: {diagnostic:?}");
         }
         if let Some(problem) = mismatch(&found, expected) {
             failures.push(format!("{name}:\n{problem}"));
@@ -369,3 +371,4 @@ fn empty_directories_and_missing_paths_are_errors() {
         )
     );
 }
+

@@ -35,7 +35,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { INNER.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { INNER.realloc(ptr, layout, new_size) }
     }
 }
@@ -83,41 +86,100 @@ fn order(rng: &mut Rng, n: u64, start: i64, out: &mut Vec<(i64, String)>) {
         );
         out.push((time, line));
     };
-    event(out, time, "orders", format!(r#""type":"OrderPlaced","orderId":"{id}","total":{total},"customer":{{"id":"c-{n}"}}"#));
+    event(
+        out,
+        time,
+        "orders",
+        format!(
+            r#""type":"OrderPlaced","orderId":"{id}","total":{total},"customer":{{"id":"c-{n}"}}"#
+        ),
+    );
     if rng.chance(3) {
         return; // lost: the instance stays open and breaches
     }
     time += 20_000 + rng.below(600_000) as i64;
-    event(out, time, "inventory", format!(r#""type":"StockReservation","outcome":"reserved","order":{{"id":"{id}"}},"sku":"sku-1""#));
+    event(
+        out,
+        time,
+        "inventory",
+        format!(
+            r#""type":"StockReservation","outcome":"reserved","order":{{"id":"{id}"}},"sku":"sku-1""#
+        ),
+    );
     let pay = format!("pay-{n}");
     time += 10_000 + rng.below(60_000) as i64;
-    event(out, time, "payments", format!(r#""type":"PaymentRequested","orderId":"{id}","paymentId":"{pay}","amount":{total}"#));
+    event(
+        out,
+        time,
+        "payments",
+        format!(
+            r#""type":"PaymentRequested","orderId":"{id}","paymentId":"{pay}","amount":{total}"#
+        ),
+    );
     if total > 1000 {
-        event(out, time + 30_000, "risk", format!(r#""kind":"FraudScreeningPassed","subject":{{"orderId":"{id}"}},"score":0.1"#));
+        event(
+            out,
+            time + 30_000,
+            "risk",
+            format!(r#""kind":"FraudScreeningPassed","subject":{{"orderId":"{id}"}},"score":0.1"#),
+        );
     }
     time += 10_000 + rng.below(1_200_000) as i64;
-    event(out, time, "payments", format!(r#""type":"PaymentSucceeded","paymentId":"{pay}","amount":{total}"#));
+    event(
+        out,
+        time,
+        "payments",
+        format!(r#""type":"PaymentSucceeded","paymentId":"{pay}","amount":{total}"#),
+    );
     if rng.chance(2) {
         let (last_time, last_line) = out.last().cloned().unwrap_or_default();
         out.push((last_time + 1000, last_line)); // re-delivered
     }
     time += 60_000 + rng.below(3_600_000) as i64;
-    event(out, time, "shipping", format!(r#""type":"ShipmentDispatched","orderId":"{id}""#));
+    event(
+        out,
+        time,
+        "shipping",
+        format!(r#""type":"ShipmentDispatched","orderId":"{id}""#),
+    );
 }
 
 fn customer(rng: &mut Rng, n: u64, start: i64, out: &mut Vec<(i64, String)>) {
     let id = format!("cust-{n:07}");
     let line = |time: i64, topic: &str, body: String| {
-        (time, format!(r#"{{"topic":"{topic}","timestamp":"{}","value":{{"at":"{}","customerId":"{id}",{body}}}}}"#, iso(time), iso(time)))
+        (
+            time,
+            format!(
+                r#"{{"topic":"{topic}","timestamp":"{}","value":{{"at":"{}","customerId":"{id}",{body}}}}}"#,
+                iso(time),
+                iso(time)
+            ),
+        )
     };
-    out.push(line(start, "customer-events", format!(r#""eventType":"RegistrationRequested","address":{{"street":"{n} Main St"}}"#)));
+    out.push(line(
+        start,
+        "customer-events",
+        format!(r#""eventType":"RegistrationRequested","address":{{"street":"{n} Main St"}}"#),
+    ));
     let address = start + 60_000 + rng.below(1_200_000) as i64;
-    out.push(line(address, "checks", r#""eventType":"AddressCheckCompleted","result":"ok""#.to_string()));
+    out.push(line(
+        address,
+        "checks",
+        r#""eventType":"AddressCheckCompleted","result":"ok""#.to_string(),
+    ));
     let credit = start + 60_000 + rng.below(1_500_000) as i64;
     let approved = !rng.chance(5);
-    out.push(line(credit, "checks", format!(r#""eventType":"CreditCheckCompleted","approved":{approved}"#)));
+    out.push(line(
+        credit,
+        "checks",
+        format!(r#""eventType":"CreditCheckCompleted","approved":{approved}"#),
+    ));
     if approved {
-        out.push(line(address.max(credit) + 60_000, "customer-events", r#""eventType":"CustomerActivated""#.to_string()));
+        out.push(line(
+            address.max(credit) + 60_000,
+            "customer-events",
+            r#""eventType":"CustomerActivated""#.to_string(),
+        ));
     }
 }
 
@@ -133,17 +195,28 @@ fn generate(records: usize, path: &PathBuf) -> usize {
             order(&mut rng, n, start, &mut lines);
         }
         if rng.chance(1) {
-            lines.push((start, r#"{"topic":"orders","timestamp":"2026-01-05T08:00:00Z","value":"{not json"}"#.into()));
+            lines.push((
+                start,
+                r#"{"topic":"orders","timestamp":"2026-01-05T08:00:00Z","value":"{not json"}"#
+                    .into(),
+            ));
         }
         if rng.chance(5) {
-            lines.push((start, format!(r#"{{"topic":"orders","timestamp":"{}","value":{{"type":"Heartbeat"}}}}"#, iso(start))));
+            lines.push((
+                start,
+                format!(
+                    r#"{{"topic":"orders","timestamp":"{}","value":{{"type":"Heartbeat"}}}}"#,
+                    iso(start)
+                ),
+            ));
         }
         n += 1;
     }
     lines.truncate(records);
     // Arrival order: by time, with a little jitter (out-of-order delivery within seconds).
     lines.sort_by_key(|(time, _)| *time);
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create stream file"));
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(path).expect("create stream file"));
     for (_, line) in &lines {
         writeln!(file, "{line}").expect("write stream");
     }
@@ -165,14 +238,30 @@ fn parse_only(path: &PathBuf) -> usize {
 
 fn flows() -> Vec<flowwatch::flow::Flow> {
     let report = load_dir_or_files(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")]);
-    assert!(report.errors.is_empty(), "shipped flows must validate: {:?}", report.errors);
+    assert!(
+        report.errors.is_empty(),
+        "shipped flows must validate: {:?}",
+        report.errors
+    );
     report.flows
 }
 
 fn run_replay(path: &PathBuf) -> u64 {
-    let mut input = BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
-    let options = ReplayOptions { engine: EngineConfig::default(), until: None, stats: false };
-    let engine = replay(flows(), &mut input, &options, &mut std::io::sink(), &mut std::io::sink()).expect("replay");
+    let mut input =
+        BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
+    let options = ReplayOptions {
+        engine: EngineConfig::default(),
+        until: None,
+        stats: false,
+    };
+    let engine = replay(
+        flows(),
+        &mut input,
+        &options,
+        &mut std::io::sink(),
+        &mut std::io::sink(),
+    )
+    .expect("replay");
     engine.stats().records
 }
 
@@ -190,14 +279,19 @@ fn best_of<T>(runs: usize, mut work: impl FnMut() -> T) -> (f64, T) {
 
 fn rss_bytes() -> i64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: i64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: i64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
 fn memory_per_open_instance(instances: usize) -> (f64, f64) {
     let mut engine = Engine::new(flows(), EngineConfig::default());
     let mut outputs = Vec::new();
-    let make = |n: usize| Record {
+    let make = |n: usize| {
+        Record {
         topic: "orders".into(),
         partition: 0,
         offset: n as i64,
@@ -209,6 +303,7 @@ fn memory_per_open_instance(instances: usize) -> (f64, f64) {
             100 + n % 2000
         ))
         .expect("valid JSON"),
+    }
     };
     // Warm up the tables so their growth is measured, not the first allocation.
     let heap_before = LIVE_BYTES.load(Ordering::Relaxed);
@@ -225,15 +320,37 @@ fn memory_per_open_instance(instances: usize) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(position) = args.iter().position(|arg| arg == "--memory-only") {
+        // Child process: a fresh heap, so resident memory is not blurred by earlier phases.
+        let instances = args
+            .get(position + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        let (heap, rss) = memory_per_open_instance(instances);
+        println!("{heap} {rss}");
+        return;
+    }
     let quick = args.iter().any(|arg| arg == "--quick");
-    let value_of = |flag: &str| args.iter().position(|arg| arg == flag).and_then(|i| args.get(i + 1)?.parse().ok());
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|arg| arg == flag)
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+    };
     let records: usize = value_of("--records").unwrap_or(if quick { 50_000 } else { 1_000_000 });
-    let instances: usize = value_of("--instances").unwrap_or(if quick { 50_000 } else { 1_000_000 });
+    let instances: usize =
+        value_of("--instances").unwrap_or(if quick { 50_000 } else { 1_000_000 });
     let runs = if quick { 1 } else { 3 };
-    let path = std::env::temp_dir().join(format!("flowwatch-bench-{}-{records}.jsonl", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "flowwatch-bench-{}-{records}.jsonl",
+        std::process::id()
+    ));
     let written = generate(records, &path);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("stream: {written} records, {:.1} MB ({})", bytes as f64 / 1e6, path.display());
+    println!(
+        "stream: {written} records, {:.1} MB ({})",
+        bytes as f64 / 1e6,
+        path.display()
+    );
 
     let (parse_seconds, parsed) = best_of(runs, || parse_only(&path));
     let (replay_seconds, replayed) = best_of(runs, || run_replay(&path));
@@ -242,12 +359,26 @@ fn main() {
     let replay_rate = written as f64 / replay_seconds;
     println!("parse-only baseline: {:>10.0} records/s", parse_rate);
     println!("replay:              {:>10.0} records/s", replay_rate);
-    println!("replay / parse-only: {:>10.2}   (target >= 0.50)", replay_rate / parse_rate);
+    println!(
+        "replay / parse-only: {:>10.2}   (target >= 0.50)",
+        replay_rate / parse_rate
+    );
     if !args.iter().any(|arg| arg == "--keep") {
         let _ = std::fs::remove_file(&path);
     }
 
-    let (heap, rss) = memory_per_open_instance(instances);
+    let child = std::process::Command::new(&args[0])
+        .args(["--memory-only", &instances.to_string()])
+        .output()
+        .expect("run the memory measurement in a child process");
+    let figures = String::from_utf8_lossy(&child.stdout);
+    let mut figures = figures
+        .split_whitespace()
+        .map(|figure| figure.parse::<f64>().unwrap_or(f64::NAN));
+    let (heap, rss) = (
+        figures.next().unwrap_or(f64::NAN),
+        figures.next().unwrap_or(f64::NAN),
+    );
     println!("open instances:      {instances}");
     println!("heap per instance:   {heap:>10.0} bytes (target <= 300)");
     println!("rss per instance:    {rss:>10.0} bytes (target <= 300)");

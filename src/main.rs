@@ -15,9 +15,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Validate(args) => {
-            validate::run(&args.paths, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
-        }
+        Command::Validate(args) => validate::run(
+            &args.paths,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
         Command::Replay(args) => match run_replay(args) {
             Ok(()) => 0,
             Err(message) => {
@@ -35,10 +37,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let engine = EngineConfig {
         instance_name: args.instance_name.clone(),
-        allowed_lateness: duration("allowed-lateness", &args.allowed_lateness).or_else(|error| {
-            // `0` without a unit is the natural way to say "no lateness".
-            if args.allowed_lateness.trim() == "0" { Ok(0) } else { Err(error) }
-        })?,
+        allowed_lateness: duration("allowed-lateness", &args.allowed_lateness).or_else(
+            |error| {
+                // `0` without a unit is the natural way to say "no lateness".
+                if args.allowed_lateness.trim() == "0" {
+                    Ok(0)
+                } else {
+                    Err(error)
+                }
+            },
+        )?,
         orphan_after: duration("orphan-after", &args.orphan_after)?,
         retention: duration("retention", &args.retention)?,
     };
@@ -47,7 +55,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         Some(text) => Some(
             time::parse_rfc3339(text)
                 .or_else(|| text.parse::<i64>().ok())
-                .ok_or_else(|| anyhow::anyhow!("--until {text:?}: expected an RFC 3339 time or epoch milliseconds"))?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--until {text:?}: expected an RFC 3339 time or epoch milliseconds"
+                    )
+                })?,
         ),
     };
     let report = flow::load_dir_or_files(&args.flows);
@@ -55,16 +67,24 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         for error in &report.errors {
             eprintln!("{error}");
         }
-        anyhow::bail!("{} error(s) in the flow files; `flowwatch validate` lists them too", report.errors.len());
+        anyhow::bail!(
+            "{} error(s) in the flow files; `flowwatch validate` lists them too",
+            report.errors.len()
+        );
     }
     let mut input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
-        let file = std::fs::File::open(&args.input)
-            .map_err(|error| anyhow::anyhow!("cannot read --input {}: {error}", args.input.display()))?;
+        let file = std::fs::File::open(&args.input).map_err(|error| {
+            anyhow::anyhow!("cannot read --input {}: {error}", args.input.display())
+        })?;
         Box::new(BufReader::with_capacity(1 << 20, file))
     };
-    let options = ReplayOptions { engine, until, stats: args.stats };
+    let options = ReplayOptions {
+        engine,
+        until,
+        stats: args.stats,
+    };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;

@@ -26,6 +26,9 @@ pub struct Record {
 impl Record {
     /// The first header with this name, as CloudEvents binary mode and Kafka clients expect.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(header, _)| header == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
     }
 }

@@ -42,11 +42,16 @@ pub fn format_rfc3339(millis: Millis) -> String {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     let fields = [
         (year, 4),
@@ -78,22 +83,32 @@ pub fn format_rfc3339(millis: Millis) -> String {
 /// inputs are refused with a message that says what is expected.
 pub fn parse_duration(text: &str) -> Result<Millis, String> {
     let trimmed = text.trim();
-    let expected = "expected a positive duration with units such as 250ms, 30s, 15m, 4h, 2d or 1h30m";
+    let expected =
+        "expected a positive duration with units such as 250ms, 30s, 15m, 4h, 2d or 1h30m";
     if trimmed.is_empty() {
         return Err(format!("empty duration: {expected}"));
     }
     if trimmed.starts_with('-') || trimmed.ends_with("ago") {
         return Err(format!("negative duration {trimmed:?}: {expected}"));
     }
-    if trimmed.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+    if trimmed
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || byte == b'.')
+    {
         return Err(format!("duration {trimmed:?} has no unit: {expected}"));
     }
-    let span = jiff::Span::from_str(trimmed).map_err(|_| format!("bad duration {trimmed:?}: {expected}"))?;
+    let span = jiff::Span::from_str(trimmed)
+        .map_err(|_| format!("bad duration {trimmed:?}: {expected}"))?;
     if span.get_years() != 0 || span.get_months() != 0 || span.get_weeks() != 0 {
-        return Err(format!("duration {trimmed:?} uses calendar units: {expected}"));
+        return Err(format!(
+            "duration {trimmed:?} uses calendar units: {expected}"
+        ));
     }
     let total = span
-        .total((jiff::Unit::Millisecond, jiff::SpanRelativeTo::days_are_24_hours()))
+        .total((
+            jiff::Unit::Millisecond,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
         .map_err(|_| format!("bad duration {trimmed:?}: {expected}"))?;
     if total < 0.0 {
         return Err(format!("negative duration {trimmed:?}: {expected}"));
@@ -111,7 +126,13 @@ pub fn format_duration(mut millis: Millis) -> String {
         text.push('-');
         millis = -millis;
     }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
         if millis >= size {
             text.push_str(&format!("{}{unit}", millis / size));
             millis %= size;
@@ -147,7 +168,13 @@ mod tests {
             assert_eq!(format_rfc3339(millis), expected, "{millis}");
             millis += 86_399_999 * 17 + 12_345;
         }
-        for millis in [0, -1, 951_782_400_000, 1_767_225_599_999, 253_402_207_199_999] {
+        for millis in [
+            0,
+            -1,
+            951_782_400_000,
+            1_767_225_599_999,
+            253_402_207_199_999,
+        ] {
             let expected = format!("{:.3}", jiff::Timestamp::from_millisecond(millis).unwrap());
             assert_eq!(format_rfc3339(millis), expected, "{millis}");
         }

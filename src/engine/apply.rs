@@ -20,7 +20,12 @@ impl Engine {
         let event = &flow.def.events[usize::from(occurrence.event)];
         let role = flow.roles[usize::from(occurrence.event)];
         let (route, slot) = match event.alias {
-            Some(alias) => (alias as u16 + 1, self.by_alias[flow_idx][alias].get(&*occurrence.key).copied()),
+            Some(alias) => (
+                alias as u16 + 1,
+                self.by_alias[flow_idx][alias]
+                    .get(&*occurrence.key)
+                    .copied(),
+            ),
             None => (0, self.find_instance(occurrence.flow, &occurrence.key)),
         };
         match slot {
@@ -37,8 +42,14 @@ impl Engine {
         let flow = &self.flows[usize::from(occurrence.flow)];
         let definition = &flow.def;
         let started = occurrence.time;
-        let deadline = definition.deadline.map(|after| Deadline { due: started + after, seq: self.timers.next_seq() });
-        let stuck = definition.stuck_after.map(|after| Deadline { due: started + after, seq: self.timers.next_seq() });
+        let deadline = definition.deadline.map(|after| Deadline {
+            due: started + after,
+            seq: self.timers.next_seq(),
+        });
+        let stuck = definition.stuck_after.map(|after| Deadline {
+            due: started + after,
+            seq: self.timers.next_seq(),
+        });
         let mut instance = Instance {
             flow: occurrence.flow,
             status: Status::Open,
@@ -49,11 +60,11 @@ impl Engine {
             deadline: Watch::armed_at(deadline),
             stuck: Watch::armed_at(stuck),
             seen_ids: occurrence.id.into_iter().collect(),
-            payloads: Box::default(),
+            payloads: None,
             extras: None,
         };
         if let Some(payload) = occurrence.payload.take() {
-            instance.keep_payload(usize::from(occurrence.event), payload);
+            instance.keep_payload(usize::from(occurrence.event), &payload);
         }
         let slot = match self.free_instances.pop() {
             Some(slot) => slot,
@@ -65,15 +76,29 @@ impl Engine {
         let hash = Self::key_hash(occurrence.flow, &instance.key);
         let instances = &self.instances;
         self.by_key.insert_unique(hash, slot, |&other| {
-            instances[other as usize].as_ref().map_or(0, |inst| Self::key_hash(inst.flow, &inst.key))
+            instances[other as usize]
+                .as_ref()
+                .map_or(0, |inst| Self::key_hash(inst.flow, &inst.key))
         });
         self.stats.started += 1;
         self.open_instances += 1;
-        let mut signal = self.signal(&instance, SignalKind::Started, started, None, None, None, "");
-        signal.data.event = Some(self.names.events[usize::from(occurrence.flow)][usize::from(occurrence.event)].clone());
+        let mut signal = self.signal(
+            &instance,
+            SignalKind::Started,
+            started,
+            None,
+            None,
+            None,
+            "",
+        );
+        signal.data.event = Some(
+            self.names.events[usize::from(occurrence.flow)][usize::from(occurrence.event)].clone(),
+        );
         out.push(Output::Emit(signal));
         self.register_links(slot, &mut instance, &occurrence);
-        let initial = self.flows[usize::from(occurrence.flow)].initial_steps.clone();
+        let initial = self.flows[usize::from(occurrence.flow)]
+            .initial_steps
+            .clone();
         for step in initial {
             self.open_step(&mut instance, step, started, out);
         }
@@ -81,12 +106,18 @@ impl Engine {
         self.put_back(slot, instance, None);
         let route_key: Box<str> = Box::from(&*occurrence.key);
         if self.orphan_index[usize::from(occurrence.flow)][0].contains_key(&route_key) {
-            self.pending_releases.push_back((occurrence.flow, 0, route_key, slot));
+            self.pending_releases
+                .push_back((occurrence.flow, 0, route_key, slot));
         }
     }
 
     /// Applies an event to an existing instance.
-    pub(super) fn apply_event(&mut self, slot: u32, mut occurrence: Occurrence<'_>, out: &mut Vec<Output>) {
+    pub(super) fn apply_event(
+        &mut self,
+        slot: u32,
+        mut occurrence: Occurrence<'_>,
+        out: &mut Vec<Output>,
+    ) {
         let Some(mut instance) = self.instances[slot as usize].take() else {
             return;
         };
@@ -102,14 +133,18 @@ impl Engine {
         }
         if instance.status != Status::Open {
             self.register_links(slot, &mut instance, &occurrence);
-            let reason = if role == EventRole::Start { Reason::Repeated } else { Reason::LateEvent };
+            let reason = if role == EventRole::Start {
+                Reason::Repeated
+            } else {
+                Reason::LateEvent
+            };
             self.deviation(&instance, &occurrence, reason, None, out);
             self.put_back(slot, instance, timer);
             return;
         }
         self.stuck_on_event(&mut instance, occurrence.time, out);
         if let Some(payload) = occurrence.payload.take() {
-            instance.keep_payload(usize::from(occurrence.event), payload);
+            instance.keep_payload(usize::from(occurrence.event), &payload);
         }
         self.register_links(slot, &mut instance, &occurrence);
         match role {
@@ -153,37 +188,78 @@ impl Engine {
         }
         if let Some(alerted) = instance.stuck.take_unresolved() {
             let attempt = Some(u32::from(instance.stuck.breaches));
-            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Stuck), attempt, "");
+            let signal = self.signal(
+                instance,
+                SignalKind::Resolved,
+                time,
+                None,
+                Some(Reason::Stuck),
+                attempt,
+                "",
+            );
             self.push_resolved(signal, alerted, out);
         }
         instance.last_event = instance.last_event.max(time);
         let due = instance.last_event + stuck_after;
         if instance.stuck.armed().map(|armed| armed.due) != Some(due) {
-            instance.stuck.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
+            instance.stuck.set_armed(Some(Deadline {
+                due,
+                seq: self.timers.next_seq(),
+            }));
         }
     }
 
     /// Completes an open step at `completion`, signalling a late breach first when the
     /// completion is past the window's deadline, then opens the steps that waited for it.
-    fn complete_step(&mut self, instance: &mut Instance, step: usize, completion: Millis, out: &mut Vec<Output>) {
+    fn complete_step(
+        &mut self,
+        instance: &mut Instance,
+        step: usize,
+        completion: Millis,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(deadline) = instance.steps[step].take_deadline() {
             if completion > deadline.due {
                 instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
                 let attempt = u32::from(instance.steps[step].breaches);
-                self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
+                self.after_the_fact(
+                    instance,
+                    Some(step),
+                    Reason::Sla,
+                    deadline.due,
+                    attempt,
+                    out,
+                );
             }
         }
         let state = &mut instance.steps[step];
         state.finish(StepStatus::Complete, completion);
         let late = state.breaches > 0;
-        let resolve = state.unresolved().map(|alerted| (u32::from(state.breaches), alerted));
+        let resolve = state
+            .unresolved()
+            .map(|alerted| (u32::from(state.breaches), alerted));
         state.set_unresolved(None);
-        let mut signal = self.signal(instance, SignalKind::StepCompleted, completion, Some(step), None, None, "");
+        let mut signal = self.signal(
+            instance,
+            SignalKind::StepCompleted,
+            completion,
+            Some(step),
+            None,
+            None,
+            "",
+        );
         signal.data.late = Some(late);
         out.push(Output::Emit(signal));
         if let Some((attempt, alerted)) = resolve {
-            let signal =
-                self.signal(instance, SignalKind::Resolved, completion, Some(step), Some(Reason::Sla), Some(attempt), "");
+            let signal = self.signal(
+                instance,
+                SignalKind::Resolved,
+                completion,
+                Some(step),
+                Some(Reason::Sla),
+                Some(attempt),
+                "",
+            );
             self.push_resolved(signal, alerted, out);
         }
         self.open_dependents(instance, step, out);
@@ -198,8 +274,11 @@ impl Engine {
             }
             let after = &flow.def.steps[dependent].after;
             if after.iter().all(|&before| instance.steps[before].is_done()) {
-                let at =
-                    after.iter().map(|&before| instance.steps[before].completed()).max().unwrap_or(instance.started);
+                let at = after
+                    .iter()
+                    .map(|&before| instance.steps[before].completed())
+                    .max()
+                    .unwrap_or(instance.started);
                 self.open_step(instance, dependent, at, out);
             }
         }
@@ -207,14 +286,22 @@ impl Engine {
 
     /// Opens a step at `at`: evaluates its condition, arms its SLA, and completes it at once if
     /// its `await` event already arrived.
-    fn open_step(&mut self, instance: &mut Instance, step: usize, at: Millis, out: &mut Vec<Output>) {
+    fn open_step(
+        &mut self,
+        instance: &mut Instance,
+        step: usize,
+        at: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
         let definition = &flow.def.steps[step];
         if let Some(condition) = &definition.when {
             let event_names = &self.names.events[usize::from(instance.flow)];
             let parsed = instance.parsed_payloads();
-            let payloads = parsed.iter().map(|(event, payload)| (&*event_names[*event], payload));
+            let payloads = parsed
+                .iter()
+                .map(|(event, payload)| (&*event_names[*event], payload));
             let holds = match condition.evaluate(&instance.key, payloads) {
                 Ok(holds) => holds,
                 Err(detail) => {
@@ -234,7 +321,15 @@ impl Engine {
             };
             if !holds {
                 instance.steps[step].finish(StepStatus::Skipped, at);
-                let mut signal = self.signal(instance, SignalKind::StepCompleted, at, Some(step), None, None, "");
+                let mut signal = self.signal(
+                    instance,
+                    SignalKind::StepCompleted,
+                    at,
+                    Some(step),
+                    None,
+                    None,
+                    "",
+                );
                 signal.data.late = Some(false);
                 signal.data.skipped = Some(true);
                 out.push(Output::Emit(signal));
@@ -245,7 +340,10 @@ impl Engine {
         let pending = instance.steps[step].pending();
         instance.steps[step].open(at);
         if let Some(within) = definition.within {
-            let deadline = Deadline { due: at + within, seq: self.timers.next_seq() };
+            let deadline = Deadline {
+                due: at + within,
+                seq: self.timers.next_seq(),
+            };
             instance.steps[step].set_deadline(Some(deadline));
         }
         if let Some(pending) = pending {
@@ -255,36 +353,78 @@ impl Engine {
 
     /// Completes the instance when every step is done. `record_time` is the time of the record
     /// that ended it: deadlines before it that were not signalled are signalled first.
-    pub(super) fn complete_if_done(&mut self, instance: &mut Instance, record_time: Millis, out: &mut Vec<Output>) {
+    pub(super) fn complete_if_done(
+        &mut self,
+        instance: &mut Instance,
+        record_time: Millis,
+        out: &mut Vec<Output>,
+    ) {
         if instance.status != Status::Open || !instance.all_steps_done() {
             return;
         }
-        let completion = instance.steps.iter().map(StepState::completed).max().unwrap_or(instance.started);
+        let completion = instance
+            .steps
+            .iter()
+            .map(StepState::completed)
+            .max()
+            .unwrap_or(instance.started);
         self.signal_passed_deadlines(instance, record_time, out);
         self.stats.completed += 1;
         self.end(instance, Status::Completed, completion);
-        out.push(Output::Emit(self.signal(instance, SignalKind::Completed, completion, None, None, None, "")));
+        out.push(Output::Emit(self.signal(
+            instance,
+            SignalKind::Completed,
+            completion,
+            None,
+            None,
+            None,
+            "",
+        )));
         self.resolve_deadline(instance, completion, out);
     }
 
-    fn fail(&mut self, instance: &mut Instance, occurrence: &Occurrence<'_>, out: &mut Vec<Output>) {
+    fn fail(
+        &mut self,
+        instance: &mut Instance,
+        occurrence: &Occurrence<'_>,
+        out: &mut Vec<Output>,
+    ) {
         self.signal_passed_deadlines(instance, occurrence.time, out);
         self.stats.failed += 1;
         self.end(instance, Status::Failed, occurrence.time);
-        let mut signal = self.signal(instance, SignalKind::Failed, occurrence.time, None, None, None, "");
-        signal.data.event = Some(self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone());
+        let mut signal = self.signal(
+            instance,
+            SignalKind::Failed,
+            occurrence.time,
+            None,
+            None,
+            None,
+            "",
+        );
+        signal.data.event = Some(
+            self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone(),
+        );
         out.push(Output::Emit(signal));
         self.resolve_deadline(instance, occurrence.time, out);
     }
 
     /// Signals, without actions and in deadline order, every armed step deadline and the
     /// instance deadline that lie before `time` (SPEC 1.3, breaches after the fact).
-    fn signal_passed_deadlines(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
+    fn signal_passed_deadlines(
+        &mut self,
+        instance: &mut Instance,
+        time: Millis,
+        out: &mut Vec<Output>,
+    ) {
         let mut passed: Vec<(Deadline, Option<usize>)> = instance
             .steps
             .iter()
             .enumerate()
-            .filter_map(|(index, step)| step.deadline().filter(|d| d.due < time).map(|d| (d, Some(index))))
+            .filter_map(|(index, step)| {
+                step.deadline()
+                    .filter(|d| d.due < time)
+                    .map(|d| (d, Some(index)))
+            })
             .collect();
         if let Some(deadline) = instance.deadline.armed().filter(|d| d.due < time) {
             passed.push((deadline, None));
@@ -296,13 +436,27 @@ impl Engine {
                     instance.steps[step].set_deadline(None);
                     instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
                     let attempt = u32::from(instance.steps[step].breaches);
-                    self.after_the_fact(instance, Some(step), Reason::Sla, deadline.due, attempt, out);
+                    self.after_the_fact(
+                        instance,
+                        Some(step),
+                        Reason::Sla,
+                        deadline.due,
+                        attempt,
+                        out,
+                    );
                 }
                 None => {
                     instance.deadline.set_armed(None);
                     instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
                     let attempt = u32::from(instance.deadline.breaches);
-                    self.after_the_fact(instance, None, Reason::Deadline, deadline.due, attempt, out);
+                    self.after_the_fact(
+                        instance,
+                        None,
+                        Reason::Deadline,
+                        deadline.due,
+                        attempt,
+                        out,
+                    );
                 }
             }
         }
@@ -311,7 +465,15 @@ impl Engine {
     fn resolve_deadline(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
         if let Some(alerted) = instance.deadline.take_unresolved() {
             let attempt = Some(u32::from(instance.deadline.breaches));
-            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Deadline), attempt, "");
+            let signal = self.signal(
+                instance,
+                SignalKind::Resolved,
+                time,
+                None,
+                Some(Reason::Deadline),
+                attempt,
+                "",
+            );
             self.push_resolved(signal, alerted, out);
         }
     }
@@ -327,7 +489,10 @@ impl Engine {
         }
         instance.stuck.set_armed(None);
         let due = at.saturating_add(self.config.retention);
-        instance.deadline.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
+        instance.deadline.set_armed(Some(Deadline {
+            due,
+            seq: self.timers.next_seq(),
+        }));
     }
 
     /// A breach noticed only when a later event arrived: signalled with no actions.
@@ -341,7 +506,15 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         self.stats.breaches += 1;
-        let mut signal = self.signal(instance, SignalKind::Breached, due, step, Some(reason), Some(attempt), "");
+        let mut signal = self.signal(
+            instance,
+            SignalKind::Breached,
+            due,
+            step,
+            Some(reason),
+            Some(attempt),
+            "",
+        );
         signal.data.after_the_fact = Some(true);
         out.push(Output::Emit(signal));
     }
@@ -361,11 +534,24 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         let origin = &occurrence.origin;
-        let discriminator =
-            format!("{}/{}/{}", self.topics.topic_name(origin.topic), origin.partition, origin.offset);
-        let mut signal =
-            self.signal(instance, SignalKind::Deviation, occurrence.time, step, Some(reason), None, &discriminator);
-        signal.data.event = Some(self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone());
+        let discriminator = format!(
+            "{}/{}/{}",
+            self.topics.topic_name(origin.topic),
+            origin.partition,
+            origin.offset
+        );
+        let mut signal = self.signal(
+            instance,
+            SignalKind::Deviation,
+            occurrence.time,
+            step,
+            Some(reason),
+            None,
+            &discriminator,
+        );
+        signal.data.event = Some(
+            self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone(),
+        );
         out.push(Output::Emit(signal));
     }
 
@@ -377,16 +563,23 @@ impl Engine {
             self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
             instance.remember_alias(*alias, &value);
             if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(&value) {
-                self.pending_releases.push_back((instance.flow, *alias + 1, value, slot));
+                self.pending_releases
+                    .push_back((instance.flow, *alias + 1, value, slot));
             }
         }
     }
 
     /// Puts an instance back in its slot and moves its timer-queue entry from `timer` (where
     /// it was when the instance was taken out) to its earliest armed deadline now.
-    pub(super) fn put_back(&mut self, slot: u32, instance: Instance, mut timer: Option<super::timers::TimerKey>) {
+    pub(super) fn put_back(
+        &mut self,
+        slot: u32,
+        instance: Instance,
+        mut timer: Option<super::timers::TimerKey>,
+    ) {
         let next = instance.timer_key();
-        self.timers.reschedule(&mut timer, next, super::timers::TimerTarget::Instance(slot));
+        self.timers
+            .reschedule(&mut timer, next, super::timers::TimerTarget::Instance(slot));
         self.instances[slot as usize] = Some(instance);
     }
 
@@ -412,7 +605,11 @@ impl Engine {
             step_name.as_deref().map_or(IdPart::None, IdPart::Text),
             attempt.map_or(IdPart::None, |attempt| IdPart::Number(i64::from(attempt))),
             reason.map_or(IdPart::None, |reason| IdPart::Text(reason.as_str())),
-            if discriminator.is_empty() { IdPart::None } else { IdPart::Text(discriminator) },
+            if discriminator.is_empty() {
+                IdPart::None
+            } else {
+                IdPart::Text(discriminator)
+            },
         ]);
         let key: Arc<str> = Arc::from(&*instance.key);
         let mut data = SignalData::new(self.names.flows[flow].clone(), key.clone());
@@ -422,6 +619,14 @@ impl Engine {
         if kind == SignalKind::Started {
             data.started_at = Some(format_rfc3339(instance.started));
         }
-        Signal { id, kind, source: self.source.clone(), subject: key, time, alert: false, data }
+        Signal {
+            id,
+            kind,
+            source: self.source.clone(),
+            subject: key,
+            time,
+            alert: false,
+            data,
+        }
     }
 }

@@ -48,7 +48,13 @@ impl Engine {
         self.put_back(slot, instance, None);
     }
 
-    fn step_breached(&mut self, instance: &mut Instance, step: usize, deadline: Deadline, out: &mut Vec<Output>) {
+    fn step_breached(
+        &mut self,
+        instance: &mut Instance,
+        step: usize,
+        deadline: Deadline,
+        out: &mut Vec<Output>,
+    ) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def.steps[step];
         let state = &mut instance.steps[step];
@@ -60,32 +66,78 @@ impl Engine {
         if runs.reopen {
             if let Some(within) = definition.within {
                 let due = deadline.due + within;
-                instance.steps[step].set_deadline(Some(Deadline { due, seq: self.timers.next_seq() }));
+                instance.steps[step].set_deadline(Some(Deadline {
+                    due,
+                    seq: self.timers.next_seq(),
+                }));
             }
         }
-        self.emit_breach(instance, Some(step), Reason::Sla, deadline.due, attempt, runs, out);
+        self.emit_breach(
+            instance,
+            Some(step),
+            Reason::Sla,
+            deadline.due,
+            attempt,
+            runs,
+            out,
+        );
     }
 
-    fn deadline_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
+    fn deadline_breached(
+        &mut self,
+        instance: &mut Instance,
+        deadline: Deadline,
+        out: &mut Vec<Output>,
+    ) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
         instance.deadline.set_armed(None);
         instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
         let attempt = u32::from(instance.deadline.breaches);
-        let runs = self.run_actions(instance, &definition.on_deadline, SCOPE_DEADLINE, deadline.due);
-        instance.deadline.set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
-        self.emit_breach(instance, None, Reason::Deadline, deadline.due, attempt, runs, out);
+        let runs = self.run_actions(
+            instance,
+            &definition.on_deadline,
+            SCOPE_DEADLINE,
+            deadline.due,
+        );
+        instance
+            .deadline
+            .set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
+        self.emit_breach(
+            instance,
+            None,
+            Reason::Deadline,
+            deadline.due,
+            attempt,
+            runs,
+            out,
+        );
     }
 
-    fn stuck_breached(&mut self, instance: &mut Instance, deadline: Deadline, out: &mut Vec<Output>) {
+    fn stuck_breached(
+        &mut self,
+        instance: &mut Instance,
+        deadline: Deadline,
+        out: &mut Vec<Output>,
+    ) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
         instance.stuck.set_armed(None);
         instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
         let attempt = u32::from(instance.stuck.breaches);
         let runs = self.run_actions(instance, &definition.on_stuck, SCOPE_STUCK, deadline.due);
-        instance.stuck.set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
-        self.emit_breach(instance, None, Reason::Stuck, deadline.due, attempt, runs, out);
+        instance
+            .stuck
+            .set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
+        self.emit_breach(
+            instance,
+            None,
+            Reason::Stuck,
+            deadline.due,
+            attempt,
+            runs,
+            out,
+        );
     }
 
     /// Emits the breach, then one `action` signal and one record per declared action run.
@@ -101,19 +153,35 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         self.stats.breaches += 1;
-        let mut breach = self.signal(instance, SignalKind::Breached, due, step, Some(reason), Some(attempt), "");
+        let mut breach = self.signal(
+            instance,
+            SignalKind::Breached,
+            due,
+            step,
+            Some(reason),
+            Some(attempt),
+            "",
+        );
         breach.data.actions = runs.names;
         breach.alert = runs.alert;
         out.push(Output::Emit(breach));
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
-        let parsed = if runs.declared.is_empty() { Vec::new() } else { instance.parsed_payloads() };
+        let parsed = if runs.declared.is_empty() {
+            Vec::new()
+        } else {
+            instance.parsed_payloads()
+        };
         for (action_idx, run) in runs.declared {
             self.stats.actions += 1;
             let action = &flow.def.actions[action_idx];
             let name = self.names.actions[usize::from(instance.flow)][action_idx].clone();
-            let event_lookup =
-                |event: usize| parsed.iter().find(|(kept, _)| *kept == event).map(|(_, payload)| payload);
+            let event_lookup = |event: usize| {
+                parsed
+                    .iter()
+                    .find(|(kept, _)| *kept == event)
+                    .map(|(_, payload)| payload)
+            };
             let context = Context {
                 key: &instance.key,
                 flow: &flow.def.name,
@@ -122,23 +190,45 @@ impl Engine {
                 events: &event_lookup,
             };
             let topic = action.publish.topic.render_text(&context);
-            let key = action.publish.key.as_ref().map(|key| key.render_text(&context));
+            let key = action
+                .publish
+                .key
+                .as_ref()
+                .map(|key| key.render_text(&context));
             let value = action.publish.value.render(&context);
-            let mut signal =
-                self.signal(instance, SignalKind::Action, due, step, None, Some(run), &format!("{reason:?}/{name}"));
+            let mut signal = self.signal(
+                instance,
+                SignalKind::Action,
+                due,
+                step,
+                None,
+                Some(run),
+                &format!("{reason:?}/{name}"),
+            );
             signal.data.action = Some(name);
             signal.data.trigger = Some(reason);
             signal.data.actions = vec![signal.data.action.clone().unwrap_or_default()];
             signal.data.record = Some(json!({"topic": topic, "key": key, "value": value}));
             let signal_id = signal.id.clone();
             out.push(Output::Emit(signal));
-            out.push(Output::Publish(ActionRecord { topic, key, value, signal_id }));
+            out.push(Output::Publish(ActionRecord {
+                topic,
+                key,
+                value,
+                signal_id,
+            }));
         }
     }
 
     /// Runs an action list for a breach due at `due` in `scope` (a step index, or the deadline
     /// or stuck scope). Past the action horizon nothing runs.
-    fn run_actions(&mut self, instance: &mut Instance, list: &[ActionRef], scope: u16, due: Millis) -> ActionRuns {
+    fn run_actions(
+        &mut self,
+        instance: &mut Instance,
+        list: &[ActionRef],
+        scope: u16,
+        due: Millis,
+    ) -> ActionRuns {
         let mut runs = ActionRuns::default();
         if due < self.action_horizon {
             return runs;
@@ -147,7 +237,14 @@ impl Engine {
         runs
     }
 
-    fn run_list(&mut self, instance: &mut Instance, list: &[ActionRef], scope: u16, depth: u8, runs: &mut ActionRuns) {
+    fn run_list(
+        &mut self,
+        instance: &mut Instance,
+        list: &[ActionRef],
+        scope: u16,
+        depth: u8,
+        runs: &mut ActionRuns,
+    ) {
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
         for action_ref in list {
@@ -160,7 +257,9 @@ impl Engine {
                 }
                 ActionRef::Declared(action_idx) => {
                     let action = &flow.def.actions[action_idx];
-                    let spent = action.attempts.is_some_and(|attempts| instance.runs(action_idx, scope) >= attempts);
+                    let spent = action
+                        .attempts
+                        .is_some_and(|attempts| instance.runs(action_idx, scope) >= attempts);
                     if spent {
                         // `then` of a spent retry; one level only, so a `then` that names a spent
                         // retry cannot loop.
@@ -170,7 +269,8 @@ impl Engine {
                         continue;
                     }
                     let run = instance.count_run(action_idx, scope);
-                    runs.names.push(self.names.actions[usize::from(instance.flow)][action_idx].clone());
+                    runs.names
+                        .push(self.names.actions[usize::from(instance.flow)][action_idx].clone());
                     runs.declared.push((action_idx, run));
                     if action.attempts.is_some() && scope < SCOPE_STUCK {
                         runs.reopen = true;

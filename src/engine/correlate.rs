@@ -43,7 +43,11 @@ impl Occurrence<'_> {
     pub fn into_owned(self) -> Occurrence<'static> {
         Occurrence {
             key: Cow::Owned(self.key.into_owned()),
-            links: self.links.into_iter().map(|(alias, value)| (alias, Cow::Owned(value.into_owned()))).collect(),
+            links: self
+                .links
+                .into_iter()
+                .map(|(alias, value)| (alias, Cow::Owned(value.into_owned())))
+                .collect(),
             ..self
         }
     }
@@ -95,10 +99,15 @@ impl TopicIndex {
             for (event_idx, event) in flow.def.events.iter().enumerate() {
                 let entry = by_topic.entry(event.topic.clone()).or_insert_with(|| {
                     names.push(event.topic.clone());
-                    TopicEntry { id: names.len() as u32 - 1, flows: Vec::new() }
+                    TopicEntry {
+                        id: names.len() as u32 - 1,
+                        flows: Vec::new(),
+                    }
                 });
                 match entry.flows.last_mut() {
-                    Some((last, events)) if usize::from(*last) == flow_idx => events.push(event_idx as u16),
+                    Some((last, events)) if usize::from(*last) == flow_idx => {
+                        events.push(event_idx as u16)
+                    }
                     _ => entry.flows.push((flow_idx as u16, vec![event_idx as u16])),
                 }
             }
@@ -124,9 +133,15 @@ impl TopicIndex {
         };
         for (flow_idx, events) in &entry.flows {
             let flow = &flows[usize::from(*flow_idx)];
-            let found = events.iter().find(|&&event| is_match(&flow.def.events[usize::from(event)], record));
+            let found = events
+                .iter()
+                .find(|&&event| is_match(&flow.def.events[usize::from(event)], record));
             if let Some(&event_idx) = found {
-                let origin = Origin { topic: entry.id, partition: record.partition, offset: record.offset };
+                let origin = Origin {
+                    topic: entry.id,
+                    partition: record.partition,
+                    offset: record.offset,
+                };
                 out.push(occurrence(flow, *flow_idx, event_idx, record, origin));
             }
         }
@@ -134,15 +149,28 @@ impl TopicIndex {
 }
 
 fn is_match(event: &EventDef, record: &Record) -> bool {
-    event.matchers.iter().all(|matcher| match matcher.path.resolve(record) {
-        Some(found) => matcher.allowed.iter().any(|allowed| found.equals(allowed)),
-        None => false,
-    })
+    event
+        .matchers
+        .iter()
+        .all(|matcher| match matcher.path.resolve(record) {
+            Some(found) => matcher.allowed.iter().any(|allowed| found.equals(allowed)),
+            None => false,
+        })
 }
 
-fn occurrence<'r>(flow: &Flow, flow_idx: u16, event_idx: u16, record: &'r Record, origin: Origin) -> Match<'r> {
+fn occurrence<'r>(
+    flow: &Flow,
+    flow_idx: u16,
+    event_idx: u16,
+    record: &'r Record,
+    origin: Origin,
+) -> Match<'r> {
     let event = &flow.def.events[usize::from(event_idx)];
-    let invalid = |why| Match::Invalid { flow: flow_idx, event: event_idx, why };
+    let invalid = |why| Match::Invalid {
+        flow: flow_idx,
+        event: event_idx,
+        why,
+    };
     let Some(key) = event.key.resolve(record).and_then(|found| found.as_key()) else {
         return invalid(Invalid::MissingKey);
     };
@@ -166,7 +194,16 @@ fn occurrence<'r>(flow: &Flow, flow_idx: u16, event_idx: u16, record: &'r Record
         .filter_map(|link| Some((link.alias as u16, link.path.resolve(record)?.as_key()?)))
         .collect();
     let payload = flow.keep[usize::from(event_idx)].project(&record.value);
-    Match::Valid(Occurrence { flow: flow_idx, event: event_idx, key, time, id, payload, links, origin })
+    Match::Valid(Occurrence {
+        flow: flow_idx,
+        event: event_idx,
+        key,
+        time,
+        id,
+        payload,
+        links,
+        origin,
+    })
 }
 
 /// The CloudEvents id: payload `id` when `specversion` is present (structured mode), else the
@@ -179,7 +216,9 @@ fn cloudevents_id(record: &Record) -> Option<u64> {
             }
         }
     }
-    record.header("ce_id").and_then(|id| id_hash(Found::Text(id)))
+    record
+        .header("ce_id")
+        .and_then(|id| id_hash(Found::Text(id)))
 }
 
 fn id_hash(found: Found<'_>) -> Option<u64> {

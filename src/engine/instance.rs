@@ -11,6 +11,10 @@ use crate::time::Millis;
 
 /// Sentinel for "no time" in packed fields.
 const NONE: Millis = Millis::MIN;
+/// Separates event index from payload in [`Instance::payloads`].
+const UNIT: char = '\u{1f}';
+/// Ends one kept payload in [`Instance::payloads`].
+const RECORD: char = '\u{1e}';
 
 /// Lifecycle of an instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +88,14 @@ pub struct StepState {
 impl StepState {
     /// A step that has not opened yet.
     pub fn waiting() -> StepState {
-        StepState { at: NONE, due: NONE, seq: 0, breaches: 0, status: StepStatus::Waiting, unresolved: 0 }
+        StepState {
+            at: NONE,
+            due: NONE,
+            seq: 0,
+            breaches: 0,
+            status: StepStatus::Waiting,
+            unresolved: 0,
+        }
     }
 
     /// Complete or skipped.
@@ -94,7 +105,10 @@ impl StepState {
 
     /// The armed deadline of the current window.
     pub fn deadline(&self) -> Option<Deadline> {
-        (self.due != NONE).then_some(Deadline { due: self.due, seq: self.seq })
+        (self.due != NONE).then_some(Deadline {
+            due: self.due,
+            seq: self.seq,
+        })
     }
 
     /// Arms or disarms the window's deadline.
@@ -164,7 +178,12 @@ pub struct Watch {
 
 impl Default for Watch {
     fn default() -> Self {
-        Watch { due: NONE, seq: 0, breaches: 0, unresolved: 0 }
+        Watch {
+            due: NONE,
+            seq: 0,
+            breaches: 0,
+            unresolved: 0,
+        }
     }
 }
 
@@ -178,7 +197,10 @@ impl Watch {
 
     /// The armed deadline, if any.
     pub fn armed(&self) -> Option<Deadline> {
-        (self.due != NONE).then_some(Deadline { due: self.due, seq: self.seq })
+        (self.due != NONE).then_some(Deadline {
+            due: self.due,
+            seq: self.seq,
+        })
     }
 
     /// Arms or disarms.
@@ -241,8 +263,10 @@ pub struct Instance {
     pub stuck: Watch,
     /// Hashes of the event ids recorded on this instance.
     pub seen_ids: Box<[u64]>,
-    /// Kept payload projections (compact JSON) of the latest event of each name that needs one.
-    pub payloads: Box<[(u16, Box<str>)]>,
+    /// Kept payload projections of the latest event of each name that needs one, packed in one
+    /// string as `EVENT \x1f JSON \x1e` records (compact JSON never contains raw control
+    /// characters, so the separators cannot clash).
+    pub payloads: Option<Box<str>>,
     pub extras: Option<Box<Extras>>,
 }
 
@@ -254,15 +278,19 @@ pub const SCOPE_STUCK: u16 = u16::MAX - 1;
 impl Instance {
     /// The earliest armed deadline and which one it is.
     pub fn next_due(&self) -> Option<(Deadline, DueWhat)> {
-        let steps = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter_map(|(index, step)| step.deadline().map(|deadline| (deadline, DueWhat::Step(index))));
-        let instance = [(self.deadline.armed(), DueWhat::Deadline), (self.stuck.armed(), DueWhat::Stuck)]
-            .into_iter()
-            .filter_map(|(armed, what)| armed.map(|deadline| (deadline, what)));
-        steps.chain(instance).min_by_key(|(deadline, _)| deadline.key())
+        let steps = self.steps.iter().enumerate().filter_map(|(index, step)| {
+            step.deadline()
+                .map(|deadline| (deadline, DueWhat::Step(index)))
+        });
+        let instance = [
+            (self.deadline.armed(), DueWhat::Deadline),
+            (self.stuck.armed(), DueWhat::Stuck),
+        ]
+        .into_iter()
+        .filter_map(|(armed, what)| armed.map(|deadline| (deadline, what)));
+        steps
+            .chain(instance)
+            .min_by_key(|(deadline, _)| deadline.key())
     }
 
     /// The instance's entry in the timer queue: its earliest armed deadline.
@@ -282,31 +310,39 @@ impl Instance {
         true
     }
 
+    /// The kept payloads as (event index, compact JSON) pairs.
+    fn payload_texts(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.payloads
+            .as_deref()
+            .unwrap_or("")
+            .split_terminator(RECORD)
+            .filter_map(|entry| {
+                let (event, text) = entry.split_once(UNIT)?;
+                Some((event.parse().ok()?, text))
+            })
+    }
+
     /// The latest kept payload of an event, parsed.
     pub fn payload(&self, event: usize) -> Option<serde_json::Value> {
-        let (_, text) = self.payloads.iter().find(|(kept, _)| usize::from(*kept) == event)?;
+        let (_, text) = self.payload_texts().find(|(kept, _)| *kept == event)?;
         serde_json::from_str(text).ok()
     }
 
     /// Every kept payload, parsed, by event index.
     pub fn parsed_payloads(&self) -> Vec<(usize, serde_json::Value)> {
-        self.payloads
-            .iter()
-            .filter_map(|(event, text)| Some((usize::from(*event), serde_json::from_str(text).ok()?)))
+        self.payload_texts()
+            .filter_map(|(event, text)| Some((event, serde_json::from_str(text).ok()?)))
             .collect()
     }
 
     /// Stores the latest kept payload of an event.
-    pub fn keep_payload(&mut self, event: usize, payload: Box<str>) {
-        let event = event as u16;
-        if let Some(slot) = self.payloads.iter_mut().find(|(kept, _)| *kept == event) {
-            slot.1 = payload;
-            return;
+    pub fn keep_payload(&mut self, event: usize, payload: &str) {
+        let mut packed = String::new();
+        for (kept, text) in self.payload_texts().filter(|(kept, _)| *kept != event) {
+            packed.push_str(&format!("{kept}{UNIT}{text}{RECORD}"));
         }
-        let mut payloads = std::mem::take(&mut self.payloads).into_vec();
-        payloads.reserve_exact(1);
-        payloads.push((event, payload));
-        self.payloads = payloads.into_boxed_slice();
+        packed.push_str(&format!("{event}{UNIT}{payload}{RECORD}"));
+        self.payloads = Some(packed.into_boxed_str());
     }
 
     /// How often an action ran in a scope.
@@ -322,7 +358,10 @@ impl Instance {
     pub fn count_run(&mut self, action: usize, scope: u16) -> u32 {
         let action = action as u16;
         let runs = &mut self.extras.get_or_insert_with(Box::default).action_runs;
-        match runs.iter_mut().find(|(kept, kept_scope, _)| *kept == action && *kept_scope == scope) {
+        match runs
+            .iter_mut()
+            .find(|(kept, kept_scope, _)| *kept == action && *kept_scope == scope)
+        {
             Some(slot) => {
                 slot.2 += 1;
                 slot.2
@@ -337,7 +376,10 @@ impl Instance {
     /// Remembers an alias this instance registered.
     pub fn remember_alias(&mut self, alias: u16, value: &str) {
         let aliases = &mut self.extras.get_or_insert_with(Box::default).aliases;
-        if !aliases.iter().any(|(kept, kept_value)| *kept == alias && &**kept_value == value) {
+        if !aliases
+            .iter()
+            .any(|(kept, kept_value)| *kept == alias && &**kept_value == value)
+        {
             aliases.push((alias, Box::from(value)));
         }
     }
@@ -361,6 +403,39 @@ mod tests {
     fn the_state_stays_compact() {
         assert_eq!(std::mem::size_of::<StepState>(), 32);
         assert_eq!(std::mem::size_of::<Watch>(), 24);
-        assert!(std::mem::size_of::<Option<Instance>>() <= 144, "{}", std::mem::size_of::<Option<Instance>>());
+        assert!(
+            std::mem::size_of::<Option<Instance>>() <= 144,
+            "{}",
+            std::mem::size_of::<Option<Instance>>()
+        );
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn kept_payloads_are_replaced_per_event() {
+        let mut instance = Instance {
+            flow: 0,
+            status: Status::Open,
+            key: "k".into(),
+            started: 0,
+            last_event: 0,
+            steps: Box::default(),
+            deadline: Watch::default(),
+            stuck: Watch::default(),
+            seen_ids: Box::default(),
+            payloads: None,
+            extras: None,
+        };
+        instance.keep_payload(3, r#"{"a":"x\u001ey"}"#);
+        instance.keep_payload(12, r#"{"b":2}"#);
+        instance.keep_payload(3, r#"{"a":1}"#);
+        assert_eq!(instance.payload(3), Some(serde_json::json!({"a": 1})));
+        assert_eq!(instance.payload(12), Some(serde_json::json!({"b": 2})));
+        assert_eq!(instance.payload(4), None);
+        assert_eq!(instance.parsed_payloads().len(), 2);
     }
 }

@@ -151,10 +151,22 @@ impl Names {
         let intern = |names: Vec<&str>| names.into_iter().map(Arc::from).collect::<Vec<Arc<str>>>();
         Names {
             flows: intern(flows.iter().map(|flow| flow.def.name.as_str()).collect()),
-            steps: flows.iter().map(|f| intern(f.def.steps.iter().map(|s| s.name.as_str()).collect())).collect(),
-            events: flows.iter().map(|f| intern(f.def.events.iter().map(|e| e.name.as_str()).collect())).collect(),
-            actions: flows.iter().map(|f| intern(f.def.actions.iter().map(|a| a.name.as_str()).collect())).collect(),
-            aliases: flows.iter().map(|f| intern(f.def.aliases.iter().map(String::as_str).collect())).collect(),
+            steps: flows
+                .iter()
+                .map(|f| intern(f.def.steps.iter().map(|s| s.name.as_str()).collect()))
+                .collect(),
+            events: flows
+                .iter()
+                .map(|f| intern(f.def.events.iter().map(|e| e.name.as_str()).collect()))
+                .collect(),
+            actions: flows
+                .iter()
+                .map(|f| intern(f.def.actions.iter().map(|a| a.name.as_str()).collect()))
+                .collect(),
+            aliases: flows
+                .iter()
+                .map(|f| intern(f.def.aliases.iter().map(String::as_str).collect()))
+                .collect(),
             alert: Arc::from("alert"),
         }
     }
@@ -195,8 +207,14 @@ impl Engine {
     pub fn new(flows: Vec<Flow>, config: EngineConfig) -> Engine {
         let names = Names::new(&flows);
         let topics = TopicIndex::new(&flows);
-        let by_alias = flows.iter().map(|flow| vec![HashMap::new(); flow.def.aliases.len()]).collect();
-        let orphan_index = flows.iter().map(|flow| vec![HashMap::new(); flow.def.aliases.len() + 1]).collect();
+        let by_alias = flows
+            .iter()
+            .map(|flow| vec![HashMap::new(); flow.def.aliases.len()])
+            .collect();
+        let orphan_index = flows
+            .iter()
+            .map(|flow| vec![HashMap::new(); flow.def.aliases.len() + 1])
+            .collect();
         Engine {
             source: Arc::from(format!("flowwatch/{}", config.instance_name)),
             flows: flows.into(),
@@ -277,11 +295,14 @@ impl Engine {
         for found in &matches {
             match found {
                 Match::Valid(occurrence) => {
-                    record_time = Some(record_time.map_or(occurrence.time, |time| time.max(occurrence.time)))
+                    record_time =
+                        Some(record_time.map_or(occurrence.time, |time| time.max(occurrence.time)))
                 }
                 Match::Invalid { flow, event, why } => {
                     any_invalid = true;
-                    out.push(Output::DeadLetter(self.rejection(record, *flow, *event, why)));
+                    out.push(Output::DeadLetter(
+                        self.rejection(record, *flow, *event, why),
+                    ));
                 }
             }
         }
@@ -320,7 +341,13 @@ impl Engine {
         }
     }
 
-    fn rejection(&self, record: &Record, flow: u16, event: u16, why: &correlate::Invalid) -> Rejection {
+    fn rejection(
+        &self,
+        record: &Record,
+        flow: u16,
+        event: u16,
+        why: &correlate::Invalid,
+    ) -> Rejection {
         let definition = &self.flows[usize::from(flow)].def.events[usize::from(event)];
         let detail = match why {
             correlate::Invalid::MissingKey => format!(
@@ -356,7 +383,9 @@ impl Engine {
         let instances = &self.instances;
         self.by_key
             .find(Self::key_hash(flow, key), |&slot| {
-                instances[slot as usize].as_ref().is_some_and(|inst| inst.flow == flow && &*inst.key == key)
+                instances[slot as usize]
+                    .as_ref()
+                    .is_some_and(|inst| inst.flow == flow && &*inst.key == key)
             })
             .copied()
     }

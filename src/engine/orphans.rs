@@ -49,21 +49,35 @@ impl Engine {
             events: vec![occurrence.into_owned()],
             timer: None,
         };
-        let due = (first.saturating_add(self.config.orphan_after), self.timers.next_seq());
-        self.timers.reschedule(&mut group.timer, Some(due), TimerTarget::Orphans(slot));
+        let due = (
+            first.saturating_add(self.config.orphan_after),
+            self.timers.next_seq(),
+        );
+        self.timers
+            .reschedule(&mut group.timer, Some(due), TimerTarget::Orphans(slot));
         self.orphan_groups[slot as usize] = Some(group);
         self.orphan_index[flow][usize::from(route)].insert(value, slot);
     }
 
     /// Hands the events held under (flow, route, value) to an instance, in arrival order.
-    pub(super) fn release_orphans(&mut self, flow: u16, route: u16, value: &str, slot: u32, out: &mut Vec<Output>) {
-        let Some(group_slot) = self.orphan_index[usize::from(flow)][usize::from(route)].remove(value) else {
+    pub(super) fn release_orphans(
+        &mut self,
+        flow: u16,
+        route: u16,
+        value: &str,
+        slot: u32,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(group_slot) =
+            self.orphan_index[usize::from(flow)][usize::from(route)].remove(value)
+        else {
             return;
         };
         let Some(mut group) = self.orphan_groups[group_slot as usize].take() else {
             return;
         };
-        self.timers.reschedule(&mut group.timer, None, TimerTarget::Orphans(group_slot));
+        self.timers
+            .reschedule(&mut group.timer, None, TimerTarget::Orphans(group_slot));
         self.free_orphan_groups.push(group_slot);
         self.stats.orphans_held -= group.events.len() as u64;
         for occurrence in group.events {
@@ -82,7 +96,10 @@ impl Engine {
         let held = group.events.len() as u32;
         self.stats.orphans_held -= u64::from(held);
         self.stats.orphaned += 1;
-        let alias = group.route.checked_sub(1).map(|alias| self.names.aliases[flow][usize::from(alias)].clone());
+        let alias = group
+            .route
+            .checked_sub(1)
+            .map(|alias| self.names.aliases[flow][usize::from(alias)].clone());
         let time = group.first.saturating_add(self.config.orphan_after);
         let id = signal_id(&[
             IdPart::Text(&self.names.flows[flow]),

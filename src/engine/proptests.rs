@@ -29,13 +29,17 @@ fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record {
         key: None,
         timestamp: time,
         headers: Vec::new(),
-        value: serde_json::from_str(&format!(r#"{{{body},"id":"o-{key}","eid":"e{eid}"}}"#)).expect("valid JSON"),
+        value: serde_json::from_str(&format!(r#"{{{body},"id":"o-{key}","eid":"e{eid}"}}"#))
+            .expect("valid JSON"),
     }
 }
 
 fn run(records: &[Record], lateness: Millis) -> Vec<Signal> {
     let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
-    let config = EngineConfig { allowed_lateness: lateness, ..EngineConfig::default() };
+    let config = EngineConfig {
+        allowed_lateness: lateness,
+        ..EngineConfig::default()
+    };
     let mut engine = Engine::new(vec![Flow::new(flow)], config);
     let mut outputs = Vec::new();
     for record in records {
@@ -55,18 +59,27 @@ fn run(records: &[Record], lateness: Millis) -> Vec<Signal> {
 /// records closer than the lateness are swapped and some are re-delivered.
 fn stream() -> impl Strategy<Value = (Vec<Record>, Millis)> {
     let event = (0u8..4, 0usize..EVENTS.len(), 0i64..300, 0u8..40);
-    (prop::collection::vec(event, 0..80), 0i64..3, prop::collection::vec(any::<u16>(), 0..40), 0usize..80)
+    (
+        prop::collection::vec(event, 0..80),
+        0i64..3,
+        prop::collection::vec(any::<u16>(), 0..40),
+        0usize..80,
+    )
         .prop_map(|(mut events, lateness_minutes, shuffles, truncate)| {
             events.sort_by_key(|(_, _, minute, _)| *minute);
             let lateness = lateness_minutes * 60_000;
             let mut records: Vec<Record> = events
                 .iter()
                 .enumerate()
-                .map(|(index, (key, event, minute, eid))| record(*key, *event, minute * 60_000, *eid, index as i64))
+                .map(|(index, (key, event, minute, eid))| {
+                    record(*key, *event, minute * 60_000, *eid, index as i64)
+                })
                 .collect();
             for shuffle in shuffles {
                 let index = usize::from(shuffle) % records.len().max(1);
-                if index + 1 < records.len() && records[index + 1].timestamp - records[index].timestamp <= lateness {
+                if index + 1 < records.len()
+                    && records[index + 1].timestamp - records[index].timestamp <= lateness
+                {
                     records.swap(index, index + 1);
                 }
                 if shuffle % 7 == 0 && index < records.len() {

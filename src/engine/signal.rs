@@ -246,7 +246,10 @@ pub fn signal_id(parts: &[IdPart<'_>]) -> String {
         }
     }
     let hash = xxhash_rust::xxh3::xxh3_128(&name);
-    uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid().hyphenated().to_string()
+    uuid::Builder::from_custom_bytes(hash.to_le_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -256,9 +259,18 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_length_prefixed() {
         use IdPart::{None as Nothing, Number, Text};
-        assert_eq!(signal_id(&[Text("a"), Text("b")]), signal_id(&[Text("a"), Text("b")]));
-        assert_ne!(signal_id(&[Text("ab"), Text("c")]), signal_id(&[Text("a"), Text("bc")]));
-        assert_ne!(signal_id(&[Text(""), Nothing]), signal_id(&[Nothing, Text("")]));
+        assert_eq!(
+            signal_id(&[Text("a"), Text("b")]),
+            signal_id(&[Text("a"), Text("b")])
+        );
+        assert_ne!(
+            signal_id(&[Text("ab"), Text("c")]),
+            signal_id(&[Text("a"), Text("bc")])
+        );
+        assert_ne!(
+            signal_id(&[Text(""), Nothing]),
+            signal_id(&[Nothing, Text("")])
+        );
         assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
         let id = signal_id(&[Text("x")]);
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
@@ -273,7 +285,10 @@ mod tests {
             subject: "o-1".into(),
             time: 0,
             alert: false,
-            data: SignalData { late: Some(true), ..SignalData::new("f".into(), "o-1".into()) },
+            data: SignalData {
+                late: Some(true),
+                ..SignalData::new("f".into(), "o-1".into())
+            },
         };
         assert_eq!(
             signal.to_json(),

@@ -99,7 +99,12 @@ fn render(output: &Output) -> String {
     match output {
         Output::Emit(signal) => {
             let data = &signal.data;
-            let mut line = format!("{} {} {}", render_time(signal.time), signal.kind.as_str(), signal.subject);
+            let mut line = format!(
+                "{} {} {}",
+                render_time(signal.time),
+                signal.kind.as_str(),
+                signal.subject
+            );
             if data.flow.as_ref() != "t" {
                 line.push_str(&format!(" flow={}", data.flow));
             }
@@ -112,10 +117,16 @@ fn render(output: &Output) -> String {
             if let Some(attempt) = data.attempt {
                 line.push_str(&format!(" attempt={attempt}"));
             }
-            if signal.kind == SignalKind::Breached || !data.actions.is_empty() && signal.kind != SignalKind::Action {
+            if signal.kind == SignalKind::Breached
+                || !data.actions.is_empty() && signal.kind != SignalKind::Action
+            {
                 line.push_str(&format!(" actions={:?}", data.actions));
             }
-            for (flag, set) in [("late", data.late), ("skipped", data.skipped), ("after_the_fact", data.after_the_fact)] {
+            for (flag, set) in [
+                ("late", data.late),
+                ("skipped", data.skipped),
+                ("after_the_fact", data.after_the_fact),
+            ] {
                 if set == Some(true) {
                     line.push_str(&format!(" {flag}"));
                 }
@@ -145,7 +156,12 @@ fn render(output: &Output) -> String {
         ),
         Output::DeadLetter(rejection) => format!(
             "  dead-letter {}/{}/{} {} {}: {}",
-            rejection.topic, rejection.partition, rejection.offset, rejection.event, rejection.reason, rejection.detail
+            rejection.topic,
+            rejection.partition,
+            rejection.offset,
+            rejection.event,
+            rejection.reason,
+            rejection.detail
         ),
     }
 }
@@ -319,7 +335,10 @@ fn allowed_lateness_keeps_an_out_of_order_completion_from_breaching() {
         # payment opened at 9m is due at 24m; the clock (30m - 5m) passes it
         30m noise {}
         "#;
-    let lateness = EngineConfig { allowed_lateness: 5 * 60_000, ..EngineConfig::default() };
+    let lateness = EngineConfig {
+        allowed_lateness: 5 * 60_000,
+        ..EngineConfig::default()
+    };
     check_with(
         ORDER,
         lateness,
@@ -350,7 +369,10 @@ fn allowed_lateness_keeps_an_out_of_order_completion_from_breaching() {
 
 #[test]
 fn a_late_completion_signals_its_breach_first_without_actions() {
-    let lateness = EngineConfig { allowed_lateness: 3_600_000, ..EngineConfig::default() };
+    let lateness = EngineConfig {
+        allowed_lateness: 3_600_000,
+        ..EngineConfig::default()
+    };
     check_with(
         ORDER,
         lateness,
@@ -368,7 +390,10 @@ fn a_late_completion_signals_its_breach_first_without_actions() {
 
 #[test]
 fn ending_signals_passed_deadlines_first_in_deadline_order() {
-    let lateness = EngineConfig { allowed_lateness: 10 * 3_600_000, ..EngineConfig::default() };
+    let lateness = EngineConfig {
+        allowed_lateness: 10 * 3_600_000,
+        ..EngineConfig::default()
+    };
     check_with(
         ORDER,
         lateness,
@@ -574,7 +599,10 @@ fn stuck_instances_breach_resolve_and_rearm_with_each_event() {
 
 #[test]
 fn a_stuck_period_proven_by_a_later_event_is_signalled_after_the_fact() {
-    let lateness = EngineConfig { allowed_lateness: 3_600_000, ..EngineConfig::default() };
+    let lateness = EngineConfig {
+        allowed_lateness: 3_600_000,
+        ..EngineConfig::default()
+    };
     check_with(
         STUCK,
         lateness,
@@ -593,7 +621,10 @@ fn a_stuck_period_proven_by_a_later_event_is_signalled_after_the_fact() {
 
 #[test]
 fn retention_forgets_ended_instances_so_the_key_can_start_again() {
-    let retention = EngineConfig { retention: 3_600_000, ..EngineConfig::default() };
+    let retention = EngineConfig {
+        retention: 3_600_000,
+        ..EngineConfig::default()
+    };
     check_with(
         STUCK,
         retention,

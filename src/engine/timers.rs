@@ -34,7 +34,12 @@ impl Timers {
     }
 
     /// Replaces `current` (if any) with an entry at `next` (if any) for `target`.
-    pub fn reschedule(&mut self, current: &mut Option<TimerKey>, next: Option<TimerKey>, target: TimerTarget) {
+    pub fn reschedule(
+        &mut self,
+        current: &mut Option<TimerKey>,
+        next: Option<TimerKey>,
+        target: TimerTarget,
+    ) {
         if *current == next {
             return;
         }

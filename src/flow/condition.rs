@@ -29,7 +29,10 @@ pub struct Condition {
 
 impl std::fmt::Debug for Condition {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Condition").field("source", &self.source).finish()
+        formatter
+            .debug_struct("Condition")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -37,11 +40,18 @@ impl Condition {
     /// Compiles a CEL expression; the error is the CEL parser's message.
     pub fn compile(source: &str) -> Result<Condition, String> {
         let program = Program::compile(source).map_err(|error| {
-            format!("CEL syntax error in {source:?}: {}", error.to_string().trim().replace('\n', " "))
+            format!(
+                "CEL syntax error in {source:?}: {}",
+                error.to_string().trim().replace('\n', " ")
+            )
         })?;
         let mut uses = Vec::new();
         let event_fields = collect_event_uses(program.expression(), &mut uses).then_some(uses);
-        Ok(Condition { source: source.to_string(), program, event_fields })
+        Ok(Condition {
+            source: source.to_string(),
+            program,
+            event_fields,
+        })
     }
 
     /// Event names the expression reads with the first field of each (`None`: the whole event),
@@ -64,12 +74,21 @@ impl Condition {
     ) -> Result<bool, String> {
         let mut context = Context::with_env(standard_env());
         context.add_variable_from_value("key", key.to_string());
-        let events: HashMap<Key, CelValue> =
-            events.map(|(name, payload)| (Key::from(name.to_string()), to_cel(payload))).collect();
-        context.add_variable_from_value("events", CelValue::Map(Map { map: Arc::new(events) }));
+        let events: HashMap<Key, CelValue> = events
+            .map(|(name, payload)| (Key::from(name.to_string()), to_cel(payload)))
+            .collect();
+        context.add_variable_from_value(
+            "events",
+            CelValue::Map(Map {
+                map: Arc::new(events),
+            }),
+        );
         match self.program.execute(&context) {
             Ok(CelValue::Bool(result)) => Ok(result),
-            Ok(other) => Err(format!("condition {:?} gave {other:?}, not a boolean", self.source)),
+            Ok(other) => Err(format!(
+                "condition {:?} gave {other:?}, not a boolean",
+                self.source
+            )),
             Err(error) => Err(format!("condition {:?} failed: {error}", self.source)),
         }
     }
@@ -92,8 +111,10 @@ pub fn to_cel(value: &Value) -> CelValue {
         Value::String(text) => CelValue::String(Arc::new(text.clone())),
         Value::Array(items) => CelValue::List(Arc::new(items.iter().map(to_cel).collect())),
         Value::Object(fields) => {
-            let map: HashMap<Key, CelValue> =
-                fields.iter().map(|(name, field)| (Key::from(name.clone()), to_cel(field))).collect();
+            let map: HashMap<Key, CelValue> = fields
+                .iter()
+                .map(|(name, field)| (Key::from(name.clone()), to_cel(field)))
+                .collect();
             CelValue::Map(Map { map: Arc::new(map) })
         }
     }
@@ -120,7 +141,9 @@ fn collect_event_uses(expression: &Expression, uses: &mut Vec<(String, Option<St
             collect_event_uses(&select.operand, uses)
         }
         Expr::Call(call) => {
-            call.target.as_deref().is_none_or(|target| collect_event_uses(target, uses))
+            call.target
+                .as_deref()
+                .is_none_or(|target| collect_event_uses(target, uses))
                 && call.args.iter().all(|arg| collect_event_uses(arg, uses))
         }
         Expr::Comprehension(comprehension) => [
@@ -132,18 +155,31 @@ fn collect_event_uses(expression: &Expression, uses: &mut Vec<(String, Option<St
         ]
         .into_iter()
         .all(|part| collect_event_uses(part, uses)),
-        Expr::List(list) => list.elements.iter().all(|element| collect_event_uses(element, uses)),
-        Expr::Map(map) => map.entries.iter().all(|entry| entry_uses(&entry.expr, uses)),
-        Expr::Struct(structure) => structure.entries.iter().all(|entry| entry_uses(&entry.expr, uses)),
+        Expr::List(list) => list
+            .elements
+            .iter()
+            .all(|element| collect_event_uses(element, uses)),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .all(|entry| entry_uses(&entry.expr, uses)),
+        Expr::Struct(structure) => structure
+            .entries
+            .iter()
+            .all(|entry| entry_uses(&entry.expr, uses)),
         Expr::Literal(_) | Expr::Unspecified => true,
     }
 }
 
 fn expression_depth(expression: &Expression) -> usize {
-    let deepest = |parts: &mut dyn Iterator<Item = &Expression>| parts.map(expression_depth).max().unwrap_or(0);
+    let deepest = |parts: &mut dyn Iterator<Item = &Expression>| {
+        parts.map(expression_depth).max().unwrap_or(0)
+    };
     let entry_depth = |entry: &EntryExpr| match entry {
         EntryExpr::StructField(field) => expression_depth(&field.value),
-        EntryExpr::MapEntry(entry) => expression_depth(&entry.key).max(expression_depth(&entry.value)),
+        EntryExpr::MapEntry(entry) => {
+            expression_depth(&entry.key).max(expression_depth(&entry.value))
+        }
     };
     1 + match &expression.expr {
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => 0,
@@ -160,8 +196,18 @@ fn expression_depth(expression: &Expression) -> usize {
             .into_iter(),
         ),
         Expr::List(list) => deepest(&mut list.elements.iter()),
-        Expr::Map(map) => map.entries.iter().map(|entry| entry_depth(&entry.expr)).max().unwrap_or(0),
-        Expr::Struct(structure) => structure.entries.iter().map(|entry| entry_depth(&entry.expr)).max().unwrap_or(0),
+        Expr::Map(map) => map
+            .entries
+            .iter()
+            .map(|entry| entry_depth(&entry.expr))
+            .max()
+            .unwrap_or(0),
+        Expr::Struct(structure) => structure
+            .entries
+            .iter()
+            .map(|entry| entry_depth(&entry.expr))
+            .max()
+            .unwrap_or(0),
     }
 }
 
@@ -180,15 +226,32 @@ mod tests {
     use serde_json::json;
 
     fn eval(source: &str, payload: Value) -> Result<bool, String> {
-        Condition::compile(source).unwrap().evaluate("k-1", [("Placed", &payload)].into_iter())
+        Condition::compile(source)
+            .unwrap()
+            .evaluate("k-1", [("Placed", &payload)].into_iter())
     }
 
     #[test]
     fn numbers_compare_across_int_and_double() {
-        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 1500})), Ok(true));
-        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 1500.5})), Ok(true));
-        assert_eq!(eval("events.Placed.amount > 1000", json!({"amount": 999})), Ok(false));
-        assert_eq!(eval("double(events.Placed.amount) > 1000.0", json!({"amount": 1500})), Ok(true));
+        assert_eq!(
+            eval("events.Placed.amount > 1000", json!({"amount": 1500})),
+            Ok(true)
+        );
+        assert_eq!(
+            eval("events.Placed.amount > 1000", json!({"amount": 1500.5})),
+            Ok(true)
+        );
+        assert_eq!(
+            eval("events.Placed.amount > 1000", json!({"amount": 999})),
+            Ok(false)
+        );
+        assert_eq!(
+            eval(
+                "double(events.Placed.amount) > 1000.0",
+                json!({"amount": 1500})
+            ),
+            Ok(true)
+        );
         assert_eq!(eval("key == 'k-1'", json!({})), Ok(true));
     }
 
@@ -201,12 +264,20 @@ mod tests {
 
     #[test]
     fn event_uses_are_narrowed() {
-        let condition = Condition::compile("double(events.A.total) > 1.0 && has(events.B.x) && key != ''").unwrap();
+        let condition =
+            Condition::compile("double(events.A.total) > 1.0 && has(events.B.x) && key != ''")
+                .unwrap();
         assert_eq!(
             condition.event_fields().unwrap(),
-            &[("A".to_string(), Some("total".to_string())), ("B".to_string(), Some("x".to_string()))]
+            &[
+                ("A".to_string(), Some("total".to_string())),
+                ("B".to_string(), Some("x".to_string()))
+            ]
         );
-        assert!(Condition::compile("size(events) > 0").unwrap().event_fields().is_none());
+        assert!(Condition::compile("size(events) > 0")
+            .unwrap()
+            .event_fields()
+            .is_none());
     }
 
     #[test]

@@ -208,7 +208,9 @@ impl Flow {
                 (Some(field), Keep::Fields(fields)) => {
                     fields.insert(field.into());
                 }
-                (Some(field), Keep::Nothing) => *slot = Keep::Fields(BTreeSet::from([field.into()])),
+                (Some(field), Keep::Nothing) => {
+                    *slot = Keep::Fields(BTreeSet::from([field.into()]))
+                }
             }
         };
         for step in &def.steps {
@@ -227,19 +229,33 @@ impl Flow {
         }
         for action in &def.actions {
             let publish = &action.publish;
-            let templates = [Some(&publish.topic), publish.key.as_ref(), Some(&publish.value)];
+            let templates = [
+                Some(&publish.topic),
+                publish.key.as_ref(),
+                Some(&publish.value),
+            ];
             for template in templates.into_iter().flatten() {
-                template.for_each_event_path(&mut |event, segments| want(event, segments.first().map(|s| &**s)));
+                template.for_each_event_path(&mut |event, segments| {
+                    want(event, segments.first().map(|s| &**s))
+                });
             }
         }
-        let initial_steps = (0..def.steps.len()).filter(|&s| def.steps[s].after.is_empty()).collect();
+        let initial_steps = (0..def.steps.len())
+            .filter(|&s| def.steps[s].after.is_empty())
+            .collect();
         let mut dependents = vec![Vec::new(); def.steps.len()];
         for (step_idx, step) in def.steps.iter().enumerate() {
             for &before in &step.after {
                 dependents[before].push(step_idx);
             }
         }
-        Flow { def, roles, keep, initial_steps, dependents }
+        Flow {
+            def,
+            roles,
+            keep,
+            initial_steps,
+            dependents,
+        }
     }
 
     /// The flow's name.
@@ -249,7 +265,11 @@ impl Flow {
 
     /// Topics this flow reads, sorted and de-duplicated.
     pub fn topics(&self) -> BTreeSet<&str> {
-        self.def.events.iter().map(|event| event.topic.as_str()).collect()
+        self.def
+            .events
+            .iter()
+            .map(|event| event.topic.as_str())
+            .collect()
     }
 }
 

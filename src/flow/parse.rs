@@ -54,10 +54,16 @@ pub fn load_dir_or_files(paths: &[PathBuf]) -> LoadReport {
             match flow_files_in(path) {
                 Ok(found) if found.is_empty() => report.errors.push(file_error(
                     path,
-                    format!("no flow files in {}: add *.yaml or *.yml files, one flow each", path.display()),
+                    format!(
+                        "no flow files in {}: add *.yaml or *.yml files, one flow each",
+                        path.display()
+                    ),
                 )),
                 Ok(found) => files.extend(found),
-                Err(error) => report.errors.push(file_error(path, format!("cannot list the directory: {error}"))),
+                Err(error) => report.errors.push(file_error(
+                    path,
+                    format!("cannot list the directory: {error}"),
+                )),
             }
         } else {
             files.push(path.clone());
@@ -74,15 +80,24 @@ pub fn load_dir_or_files(paths: &[PathBuf]) -> LoadReport {
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                report.errors.push(file_error(&file, "no such file or directory: give flow files or directories of them"));
+                report.errors.push(file_error(
+                    &file,
+                    "no such file or directory: give flow files or directories of them",
+                ));
                 continue;
             }
             Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
-                report.errors.push(file_error(&file, "the file is not UTF-8 text: save it as UTF-8"));
+                report.errors.push(file_error(
+                    &file,
+                    "the file is not UTF-8 text: save it as UTF-8",
+                ));
                 continue;
             }
             Err(error) => {
-                report.errors.push(file_error(&file, format!("cannot read the flow file: {error}")));
+                report.errors.push(file_error(
+                    &file,
+                    format!("cannot read the flow file: {error}"),
+                ));
                 continue;
             }
         };
@@ -169,14 +184,27 @@ fn compile_flow(file: &FsPath, text: &str) -> Result<(FlowDef, Position), Vec<Di
             name = text.to_string();
         }
     }
-    let description =
-        field("description").and_then(|description| reader.string(description, &top, "text")).map(str::to_string);
+    let description = field("description")
+        .and_then(|description| reader.string(description, &top, "text"))
+        .map(str::to_string);
 
-    let events = field("events").map(|events| read_events(&mut reader, events)).unwrap_or_default();
-    let event_names = Names::new(events.events.iter().map(|event| event.name.as_str()).collect());
-    let action_entries = field("actions").map(|actions| read_action_names(&mut reader, actions)).unwrap_or_default();
+    let events = field("events")
+        .map(|events| read_events(&mut reader, events))
+        .unwrap_or_default();
+    let event_names = Names::new(
+        events
+            .events
+            .iter()
+            .map(|event| event.name.as_str())
+            .collect(),
+    );
+    let action_entries = field("actions")
+        .map(|actions| read_action_names(&mut reader, actions))
+        .unwrap_or_default();
     let action_names = Names::new(action_entries.iter().map(|entry| entry.name).collect());
-    let steps = field("steps").map(|steps| read_steps(&mut reader, steps, &event_names, &action_names)).unwrap_or_default();
+    let steps = field("steps")
+        .map(|steps| read_steps(&mut reader, steps, &event_names, &action_names))
+        .unwrap_or_default();
 
     let (start, start_at) = match field("start") {
         Some(start) => read_event_list(&mut reader, start, &event_names, true),
@@ -190,7 +218,9 @@ fn compile_flow(file: &FsPath, text: &str) -> Result<(FlowDef, Position), Vec<Di
     let deadline = durations("deadline");
     let stuck_after = durations("stuck_after");
     let mut triggered_actions = |name: &str, trigger: &str| -> Vec<ActionRef> {
-        let Some(list) = field(name) else { return vec![ActionRef::Alert] };
+        let Some(list) = field(name) else {
+            return vec![ActionRef::Alert];
+        };
         if field(trigger).is_none() {
             reader.error(
                 list.key_at,
@@ -245,12 +275,23 @@ fn read_event_list(
     let top = Owner::top(field.key_at);
     let names = reader.names(field, &top, "event");
     if required && names.is_empty() && matches!(field.value.value, Node::Seq(_)) {
-        reader.error(field.value_at(), format!("{} is empty: name the event or events that open an instance", field.name));
+        reader.error(
+            field.value_at(),
+            format!(
+                "{} is empty: name the event or events that open an instance",
+                field.name
+            ),
+        );
     }
     let mut indexes = Vec::new();
     let mut positions = Vec::new();
     for (name, at) in names {
-        let message = || format!("{} names unknown event {name:?}: declare it under events", field.name);
+        let message = || {
+            format!(
+                "{} names unknown event {name:?}: declare it under events",
+                field.name
+            )
+        };
         if let Some(event) = resolve(reader, event_names, &name, at, message) {
             indexes.push(event);
             positions.push(at);
@@ -262,8 +303,11 @@ fn read_event_list(
 /// `[a-z0-9][a-z0-9._-]*`.
 fn valid_flow_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Sorts diagnostics by position (stable, so problems at one place keep the order found) and
@@ -276,7 +320,12 @@ fn in_file_order(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
 
 /// A problem with a whole file or directory (no position).
 fn file_error(path: &FsPath, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { file: path.to_path_buf(), line: 0, column: 0, message: message.into() }
+    Diagnostic {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: message.into(),
+    }
 }
 
 /// The `*.yaml` and `*.yml` files directly in `dir`, sorted by name. Hidden files (editor
@@ -285,9 +334,13 @@ fn flow_files_in(dir: &FsPath) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let Some(file_name) = path.file_name().and_then(|name| name.to_str()) else { continue };
+        let Some(file_name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
         let is_flow_file = !file_name.starts_with('.')
-            && path.extension().is_some_and(|extension| extension == "yaml" || extension == "yml");
+            && path
+                .extension()
+                .is_some_and(|extension| extension == "yaml" || extension == "yml");
         if is_flow_file && path.is_file() {
             files.push(path);
         }
@@ -313,8 +366,12 @@ steps:
 ";
 
     fn parse(text: &str) -> Result<FlowDef, Vec<(u64, String)>> {
-        parse_flow_file(FsPath::new("f.yaml"), text)
-            .map_err(|errors| errors.into_iter().map(|error| (error.line, error.message)).collect())
+        parse_flow_file(FsPath::new("f.yaml"), text).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| (error.line, error.message))
+                .collect()
+        })
     }
 
     #[test]
@@ -344,9 +401,18 @@ steps:
         assert_eq!(def.events[5].alias, Some(0));
         assert_eq!(def.events[5].key, Path::parse("paymentId").unwrap());
         assert_eq!(def.events[7].key, Path::parse("/subject/orderId").unwrap());
-        assert_eq!(def.events[3].matchers[1].allowed, [serde_json::json!("unavailable"), serde_json::json!("discontinued")]);
+        assert_eq!(
+            def.events[3].matchers[1].allowed,
+            [
+                serde_json::json!("unavailable"),
+                serde_json::json!("discontinued")
+            ]
+        );
         let step_names: Vec<&str> = def.steps.iter().map(|step| step.name.as_str()).collect();
-        assert_eq!(step_names, ["inventory", "fraud-check", "payment", "shipping"]);
+        assert_eq!(
+            step_names,
+            ["inventory", "fraud-check", "payment", "shipping"]
+        );
         assert_eq!(def.steps[2].after, [0]);
         assert_eq!(def.steps[3].after, [2, 1]);
         assert_eq!(def.steps[3].awaits, [8]);
@@ -373,20 +439,38 @@ steps:
         assert_eq!(def.on_deadline, []);
         assert_eq!(def.on_stuck, [ActionRef::Alert, ActionRef::Declared(0)]);
         assert_eq!(def.actions[0].then, []);
-        assert_eq!(def.actions[0].publish.value, crate::flow::Template::Literal(serde_json::Value::Null));
+        assert_eq!(
+            def.actions[0].publish.value,
+            crate::flow::Template::Literal(serde_json::Value::Null)
+        );
     }
 
     #[test]
     fn every_problem_is_reported_in_file_order() {
-        let text = MINIMAL.replace("key: id }\n  Closed", "key: id, extra: 1 }\n  Closed").replace("await: Closed", "await: Clossed\n    within: soon");
+        let text = MINIMAL
+            .replace("key: id }\n  Closed", "key: id, extra: 1 }\n  Closed")
+            .replace("await: Closed", "await: Clossed\n    within: soon");
         let errors = parse(&text).unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert_eq!(errors[0].0, 3);
-        assert!(errors[0].1.starts_with("unknown field \"extra\" in event \"Opened\""), "{errors:?}");
+        assert!(
+            errors[0]
+                .1
+                .starts_with("unknown field \"extra\" in event \"Opened\""),
+            "{errors:?}"
+        );
         assert_eq!(errors[1].0, 8);
-        assert!(errors[1].1.contains("unknown event \"Clossed\"") && errors[1].1.contains("did you mean \"Closed\"?"));
+        assert!(
+            errors[1].1.contains("unknown event \"Clossed\"")
+                && errors[1].1.contains("did you mean \"Closed\"?")
+        );
         assert_eq!(errors[2].0, 9);
-        assert!(errors[2].1.starts_with("within of step \"close\": bad duration \"soon\""), "{errors:?}");
+        assert!(
+            errors[2]
+                .1
+                .starts_with("within of step \"close\": bad duration \"soon\""),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -394,9 +478,19 @@ steps:
         let errors = parse("flow: x\nevents: [a\n").unwrap_err();
         assert_eq!(errors.len(), 1);
         assert!(errors[0].1.starts_with("invalid YAML: "), "{errors:?}");
-        assert_eq!(parse("").unwrap_err(), [(1, "the file is empty: a flow file needs at least flow, events, start and steps".to_string())]);
+        assert_eq!(
+            parse("").unwrap_err(),
+            [(
+                1,
+                "the file is empty: a flow file needs at least flow, events, start and steps"
+                    .to_string()
+            )]
+        );
         let errors = parse("- a\n").unwrap_err();
-        assert!(errors[0].1.starts_with("a flow file must be a mapping"), "{errors:?}");
+        assert!(
+            errors[0].1.starts_with("a flow file must be a mapping"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -405,7 +499,12 @@ steps:
         let windows = format!("\u{feff}{}", text.replace('\n', "\r\n"));
         let def = parse(&windows).unwrap();
         assert_eq!(def.name, "customer-onboarding");
-        let errors = parse(&MINIMAL.replace("await: Closed", "await: Nope").replace('\n', "\r\n")).unwrap_err();
+        let errors = parse(
+            &MINIMAL
+                .replace("await: Closed", "await: Nope")
+                .replace('\n', "\r\n"),
+        )
+        .unwrap_err();
         assert_eq!(errors[0].0, 8, "{errors:?}");
     }
 
@@ -418,23 +517,35 @@ steps:
         let def = parse(&text).unwrap();
         assert_eq!(def.events[2].name, "Reopened");
         assert_eq!(def.events[2].topic, "t");
-        assert_eq!(def.events[2].matchers[0].allowed, [serde_json::json!("Reopened")]);
+        assert_eq!(
+            def.events[2].matchers[0].allowed,
+            [serde_json::json!("Reopened")]
+        );
     }
 
     #[test]
     fn diagnostics_display_as_file_line_column() {
-        let diagnostic = Diagnostic { file: "flows/a.yaml".into(), line: 3, column: 7, message: "bad thing".into() };
+        let diagnostic = Diagnostic {
+            file: "flows/a.yaml".into(),
+            line: 3,
+            column: 7,
+            message: "bad thing".into(),
+        };
         assert_eq!(diagnostic.to_string(), "flows/a.yaml:3:7: error: bad thing");
     }
 
     /// A flow with `count` steps, each after the previous one (and the first after the last
     /// when `closed`), each awaiting its own event.
     fn chain(count: usize, closed: bool) -> String {
-        let mut text = String::from("flow: chain\nevents:\n  Start: { topic: t, match: { n: -1 }, key: id }\n");
+        let mut text = String::from(
+            "flow: chain\nevents:\n  Start: { topic: t, match: { n: -1 }, key: id }\n",
+        );
         for n in 0..count {
             // One topic per event: the overlap check compares the events of a topic pairwise,
             // which is what this test is not about.
-            text.push_str(&format!("  E{n}: {{ topic: t{n}, match: {{ n: {n} }}, key: id }}\n"));
+            text.push_str(&format!(
+                "  E{n}: {{ topic: t{n}, match: {{ n: {n} }}, key: id }}\n"
+            ));
         }
         text.push_str("start: Start\nsteps:\n");
         for n in 0..count {
@@ -455,9 +566,19 @@ steps:
         assert_eq!(def.steps[1999].after, [1998]);
         let errors = parse(&chain(2000, true)).unwrap_err();
         assert_eq!(errors.len(), 1, "{:?}", errors.first());
-        assert!(errors[0].1.starts_with("cycle in after: s0 -> s1 -> s2 -> "), "{:?}", &errors[0].1[..80]);
+        assert!(
+            errors[0]
+                .1
+                .starts_with("cycle in after: s0 -> s1 -> s2 -> "),
+            "{:?}",
+            &errors[0].1[..80]
+        );
         // Generous even for a debug build on a busy machine; quadratic checks take minutes.
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

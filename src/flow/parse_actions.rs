@@ -19,8 +19,11 @@ const ALERT: &str = "alert";
 /// The names of the declared actions with where each is declared, in file order. Reports the
 /// reserved name `alert`. Read before anything refers to actions.
 pub fn read_action_names<'a>(reader: &mut Reader, field: &Field<'a>) -> Vec<Field<'a>> {
-    let Some(entries) = reader.mapping(field.value, "actions", "a mapping of action names to their publish records")
-    else {
+    let Some(entries) = reader.mapping(
+        field.value,
+        "actions",
+        "a mapping of action names to their publish records",
+    ) else {
         return Vec::new();
     };
     for entry in &entries {
@@ -38,7 +41,12 @@ pub fn read_action_names<'a>(reader: &mut Reader, field: &Field<'a>) -> Vec<Fiel
 
 /// A list of actions (`[alert, retry-payment]`): `alert` is the built-in, other names must be
 /// declared under `actions`. A single name is read as a list of one.
-pub fn read_action_refs(reader: &mut Reader, field: &Field<'_>, owner: &Owner, actions: &Names<'_>) -> Vec<ActionRef> {
+pub fn read_action_refs(
+    reader: &mut Reader,
+    field: &Field<'_>,
+    owner: &Owner,
+    actions: &Names<'_>,
+) -> Vec<ActionRef> {
     let mut refs = Vec::new();
     for (name, at) in reader.names(field, owner, "action") {
         if name == ALERT {
@@ -72,7 +80,11 @@ pub fn read_actions(
         let owner = Owner::named("action", entry.name, entry.key_at);
         let mut action = Action {
             name: entry.name.to_string(),
-            publish: Publish { topic: Template::Literal(Value::Null), key: None, value: Template::Literal(Value::Null) },
+            publish: Publish {
+                topic: Template::Literal(Value::Null),
+                key: None,
+                value: Template::Literal(Value::Null),
+            },
             attempts: None,
             then: vec![ActionRef::Alert],
         };
@@ -131,20 +143,35 @@ fn read_attempts(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Optio
         Node::Int(count) if *count > 0 => match u32::try_from(*count) {
             Ok(count) => Some(count),
             Err(_) => {
-                reader.error(field.value_at(), format!("{subject} is too large: use at most {}", u32::MAX));
+                reader.error(
+                    field.value_at(),
+                    format!("{subject} is too large: use at most {}", u32::MAX),
+                );
                 None
             }
         },
         Node::UInt(_) => {
-            reader.error(field.value_at(), format!("{subject} is too large: use at most {}", u32::MAX));
+            reader.error(
+                field.value_at(),
+                format!("{subject} is too large: use at most {}", u32::MAX),
+            );
             None
         }
         Node::Int(count) => {
-            reader.error(field.value_at(), format!("{subject} must be a positive whole number, found {count}"));
+            reader.error(
+                field.value_at(),
+                format!("{subject} must be a positive whole number, found {count}"),
+            );
             None
         }
         other => {
-            reader.error(field.value_at(), format!("{subject} must be a positive whole number, found {}", other.kind()));
+            reader.error(
+                field.value_at(),
+                format!(
+                    "{subject} must be a positive whole number, found {}",
+                    other.kind()
+                ),
+            );
             None
         }
     }
@@ -166,7 +193,10 @@ fn read_publish(
         let subject = action.field(&format!("publish.{}", field.name));
         match field.name {
             "topic" => {
-                if reader.non_empty_string_as(field, &subject, "a Kafka topic name or a template").is_none() {
+                if reader
+                    .non_empty_string_as(field, &subject, "a Kafka topic name or a template")
+                    .is_none()
+                {
                     continue;
                 }
                 topic = compile_templates(reader, field.value, &subject, event_index);
@@ -176,14 +206,22 @@ fn read_publish(
                     }
                 }
             }
-            "key" if reader.string_as(field, &subject, "a string template such as \"${key}\"").is_some() => {
+            "key"
+                if reader
+                    .string_as(field, &subject, "a string template such as \"${key}\"")
+                    .is_some() =>
+            {
                 key = compile_templates(reader, field.value, &subject, event_index);
             }
             "value" => value = compile_templates(reader, field.value, &subject, event_index),
             _ => {}
         }
     }
-    Some(Publish { topic: topic?, key, value: value? })
+    Some(Publish {
+        topic: topic?,
+        key,
+        value: value?,
+    })
 }
 
 /// Compiles a template, reporting each problem at the string it is in.
@@ -198,7 +236,9 @@ fn compile_templates(
     let json = node.value.to_json().ok()?;
     // Every problem was reported string by string above; compiling the whole value again
     // only yields the same messages.
-    clean.then(|| Template::compile(&json, event_index).ok()).flatten()
+    clean
+        .then(|| Template::compile(&json, event_index).ok())
+        .flatten()
 }
 
 fn report_template_strings(
@@ -217,12 +257,12 @@ fn report_template_strings(
                 }
             }
         }
-        Node::Seq(items) => {
-            items.iter().for_each(|item| report_template_strings(reader, item, subject, event_index, clean))
-        }
-        Node::Map(entries) => entries
+        Node::Seq(items) => items
             .iter()
-            .for_each(|(_, value)| report_template_strings(reader, value, subject, event_index, clean)),
+            .for_each(|item| report_template_strings(reader, item, subject, event_index, clean)),
+        Node::Map(entries) => entries.iter().for_each(|(_, value)| {
+            report_template_strings(reader, value, subject, event_index, clean)
+        }),
         _ => {}
     }
 }

@@ -29,13 +29,18 @@ pub struct EventsRead {
 /// Reads the `events` mapping. Reports an empty one: a flow needs at least one event.
 pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
     let mut read = EventsRead::default();
-    let Some(entries) =
-        reader.mapping(field.value, "events", "a mapping of event names to topic, match and key")
-    else {
+    let Some(entries) = reader.mapping(
+        field.value,
+        "events",
+        "a mapping of event names to topic, match and key",
+    ) else {
         return read;
     };
     if entries.is_empty() {
-        reader.error(field.value_at(), "events is empty: declare at least one event with its topic, match and key");
+        reader.error(
+            field.value_at(),
+            "events is empty: declare at least one event with its topic, match and key",
+        );
     }
     let mut alias_uses: Vec<(usize, String, Position)> = Vec::new();
     let mut alias_index: HashMap<String, usize> = HashMap::new();
@@ -55,15 +60,30 @@ pub fn read_events(reader: &mut Reader, field: &Field<'_>) -> EventsRead {
         if let Some(fields) = reader.fields(entry.value, &owner, &EVENT_FIELDS, &["topic", "key"]) {
             for field in &fields {
                 match field.name {
-                    "topic" => event.topic = read_topic(reader, field, &owner).unwrap_or_default().to_string(),
+                    "topic" => {
+                        event.topic = read_topic(reader, field, &owner)
+                            .unwrap_or_default()
+                            .to_string()
+                    }
                     "match" => event.matchers = read_matchers(reader, field, &owner),
                     "key" => event.key = reader.path(field, &owner).unwrap_or(Path::RecordKey),
                     "alias" => {
-                        if let Some(alias) = reader.non_empty_string(field, &owner, "the name of an alias from links") {
-                            alias_uses.push((read.events.len(), alias.to_string(), field.value_at()));
+                        if let Some(alias) = reader.non_empty_string(
+                            field,
+                            &owner,
+                            "the name of an alias from links",
+                        ) {
+                            alias_uses.push((
+                                read.events.len(),
+                                alias.to_string(),
+                                field.value_at(),
+                            ));
                         }
                     }
-                    "links" => event.links = read_links(reader, field, &owner, &mut read.aliases, &mut alias_index),
+                    "links" => {
+                        event.links =
+                            read_links(reader, field, &owner, &mut read.aliases, &mut alias_index)
+                    }
                     "time" => event.time = reader.path(field, &owner),
                     "id" => event.id = reader.path(field, &owner),
                     _ => {}
@@ -108,7 +128,10 @@ fn check_event_name(reader: &mut Reader, name: &str, at: Position) {
 fn read_topic<'a>(reader: &mut Reader, field: &Field<'a>, owner: &Owner) -> Option<&'a str> {
     let topic = reader.non_empty_string(field, owner, "a Kafka topic name")?;
     if let Some(problem) = kafka_topic_problem(topic) {
-        reader.error(field.value_at(), format!("{}: {problem}", owner.field("topic")));
+        reader.error(
+            field.value_at(),
+            format!("{}: {problem}", owner.field("topic")),
+        );
         return None;
     }
     Some(topic)
@@ -116,7 +139,9 @@ fn read_topic<'a>(reader: &mut Reader, field: &Field<'a>, owner: &Owner) -> Opti
 
 /// What is wrong with a Kafka topic name, if anything.
 pub fn kafka_topic_problem(topic: &str) -> Option<String> {
-    let valid_chars = topic.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let valid_chars = topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !valid_chars || topic.is_empty() || topic == "." || topic == ".." || topic.len() > 249 {
         return Some(format!(
             "{topic:?} is not a valid Kafka topic name: use 1 to 249 letters, digits, '.', '_' or '-'"
@@ -129,7 +154,9 @@ pub fn kafka_topic_problem(topic: &str) -> Option<String> {
 fn read_matchers(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Vec<Matcher> {
     let what = owner.field("match");
     let expected = "a mapping of paths to expected values, such as { type: OrderPlaced }";
-    let Some(entries) = reader.mapping(field.value, &what, expected) else { return Vec::new() };
+    let Some(entries) = reader.mapping(field.value, &what, expected) else {
+        return Vec::new();
+    };
     let mut matchers: Vec<Matcher> = Vec::new();
     let mut spellings: HashMap<String, &str> = HashMap::new();
     for entry in &entries {
@@ -141,7 +168,9 @@ fn read_matchers(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Vec<M
             }
         };
         let allowed = read_allowed_values(reader, entry, owner);
-        let (Some(path), Some(allowed)) = (path, allowed) else { continue };
+        let (Some(path), Some(allowed)) = (path, allowed) else {
+            continue;
+        };
         // Equal paths have equal canonical text, whichever way they are spelled.
         match spellings.entry(path.to_string()) {
             Entry::Occupied(earlier) => reader.error(
@@ -162,7 +191,11 @@ fn read_matchers(reader: &mut Reader, field: &Field<'_>, owner: &Owner) -> Vec<M
 }
 
 /// The expected value of one `match` entry: a scalar, or a non-empty list of scalars.
-fn read_allowed_values(reader: &mut Reader, entry: &Field<'_>, owner: &Owner) -> Option<Vec<Value>> {
+fn read_allowed_values(
+    reader: &mut Reader,
+    entry: &Field<'_>,
+    owner: &Owner,
+) -> Option<Vec<Value>> {
     let subject = owner.field(&format!("match value for {:?}", entry.name));
     match &entry.value.value {
         Node::Map(_) => {
@@ -188,7 +221,10 @@ fn read_allowed_values(reader: &mut Reader, entry: &Field<'_>, owner: &Owner) ->
             for item in items {
                 match scalar_json(reader, item, &subject) {
                     Some(value) if allowed.iter().any(|known| json_equal(known, &value)) => {
-                        reader.error(position(item), format!("{subject} lists {value} twice: remove one"));
+                        reader.error(
+                            position(item),
+                            format!("{subject} lists {value} twice: remove one"),
+                        );
                     }
                     Some(value) => allowed.push(value),
                     None => all_good = false,
@@ -200,7 +236,11 @@ fn read_allowed_values(reader: &mut Reader, entry: &Field<'_>, owner: &Owner) ->
     }
 }
 
-fn scalar_json(reader: &mut Reader, node: &serde_saphyr::Spanned<Node>, subject: &str) -> Option<Value> {
+fn scalar_json(
+    reader: &mut Reader,
+    node: &serde_saphyr::Spanned<Node>,
+    subject: &str,
+) -> Option<Value> {
     if !node.value.is_scalar() {
         reader.error(
             position(node),
@@ -227,8 +267,11 @@ fn read_links(
     alias_index: &mut HashMap<String, usize>,
 ) -> Vec<Link> {
     let what = owner.field("links");
-    let Some(entries) = reader.mapping(field.value, &what, "a mapping of alias names to paths, such as { paymentId: payment.id }")
-    else {
+    let Some(entries) = reader.mapping(
+        field.value,
+        &what,
+        "a mapping of alias names to paths, such as { paymentId: payment.id }",
+    ) else {
         return Vec::new();
     };
     let mut links = Vec::new();
@@ -239,19 +282,29 @@ fn read_links(
         }
         let link = owner.field(&format!("link {:?}", entry.name));
         let path = match &entry.value.value {
-            Node::Str(text) => {
-                Path::parse(text).map_err(|problem| reader.error(entry.value_at(), format!("{link}: {problem}"))).ok()
-            }
+            Node::Str(text) => Path::parse(text)
+                .map_err(|problem| reader.error(entry.value_at(), format!("{link}: {problem}")))
+                .ok(),
             other => {
-                reader.error(entry.value_at(), format!("{link} must be a path such as payment.id, found {}", other.kind()));
+                reader.error(
+                    entry.value_at(),
+                    format!(
+                        "{link} must be a path such as payment.id, found {}",
+                        other.kind()
+                    ),
+                );
                 None
             }
         };
-        let (true, Some(path)) = (name_ok, path) else { continue };
-        let alias = *alias_index.entry(entry.name.to_string()).or_insert_with(|| {
-            aliases.push(entry.name.to_string());
-            aliases.len() - 1
-        });
+        let (true, Some(path)) = (name_ok, path) else {
+            continue;
+        };
+        let alias = *alias_index
+            .entry(entry.name.to_string())
+            .or_insert_with(|| {
+                aliases.push(entry.name.to_string());
+                aliases.len() - 1
+            });
         links.push(Link { alias, path });
     }
     links

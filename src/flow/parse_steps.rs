@@ -32,14 +32,25 @@ pub fn read_steps(
     actions: &Names<'_>,
 ) -> StepsRead {
     let mut read = StepsRead::default();
-    let Some(entries) = reader.mapping(field.value, "steps", "a mapping of step names to what they await") else {
+    let Some(entries) = reader.mapping(
+        field.value,
+        "steps",
+        "a mapping of step names to what they await",
+    ) else {
         return read;
     };
     if entries.is_empty() {
-        reader.error(field.value_at(), "steps is empty: declare at least one step with the event it awaits");
+        reader.error(
+            field.value_at(),
+            "steps is empty: declare at least one step with the event it awaits",
+        );
     }
     let step_names = Names::new(entries.iter().map(|entry| entry.name).collect());
-    let names = SectionNames { steps: &step_names, events, actions };
+    let names = SectionNames {
+        steps: &step_names,
+        events,
+        actions,
+    };
     for entry in &entries {
         let (step, after_at, awaits_at) = read_step(reader, entry, &names);
         read.steps.push(step);
@@ -85,11 +96,21 @@ fn read_step(
             "after" => {
                 for (name, at) in reader.names(field, &owner, "step") {
                     if name == entry.name {
-                        reader.error(at, format!("step {:?} lists itself in after: a step cannot wait for itself", entry.name));
+                        reader.error(
+                            at,
+                            format!(
+                                "step {:?} lists itself in after: a step cannot wait for itself",
+                                entry.name
+                            ),
+                        );
                         continue;
                     }
-                    let message =
-                        || format!("step {:?} comes after unknown step {name:?}: declare it under steps", entry.name);
+                    let message = || {
+                        format!(
+                            "step {:?} comes after unknown step {name:?}: declare it under steps",
+                            entry.name
+                        )
+                    };
                     if let Some(before) = resolve(reader, names.steps, &name, at, message) {
                         step.after.push(before);
                         after_at.push(at);
@@ -101,12 +122,19 @@ fn read_step(
                 if awaited.is_empty() && matches!(field.value.value, Node::Seq(_)) {
                     reader.error(
                         field.value_at(),
-                        format!("{} is empty: list the event or events that complete the step", owner.field("await")),
+                        format!(
+                            "{} is empty: list the event or events that complete the step",
+                            owner.field("await")
+                        ),
                     );
                 }
                 for (name, at) in awaited {
-                    let message =
-                        || format!("step {:?} waits for unknown event {name:?}: declare it under events", entry.name);
+                    let message = || {
+                        format!(
+                            "step {:?} waits for unknown event {name:?}: declare it under events",
+                            entry.name
+                        )
+                    };
                     if let Some(event) = resolve(reader, names.events, &name, at, message) {
                         step.awaits.push(event);
                         awaits_at.push(at);
@@ -120,7 +148,10 @@ fn read_step(
         }
     }
     let breach_field = fields.iter().find(|field| field.name == "on_breach");
-    if let (Some(on_breach), false) = (breach_field, fields.iter().any(|field| field.name == "within")) {
+    if let (Some(on_breach), false) = (
+        breach_field,
+        fields.iter().any(|field| field.name == "within"),
+    ) {
         reader.error(
             on_breach.key_at,
             format!(
@@ -133,13 +164,21 @@ fn read_step(
 }
 
 /// `when`: a CEL expression whose `events.NAME` names are declared events.
-fn read_when(reader: &mut Reader, field: &Field<'_>, owner: &Owner, events: &Names<'_>) -> Option<Condition> {
+fn read_when(
+    reader: &mut Reader,
+    field: &Field<'_>,
+    owner: &Owner,
+    events: &Names<'_>,
+) -> Option<Condition> {
     let expected = "a CEL expression such as events.OrderPlaced.total > 1000";
     let source = reader.non_empty_string(field, owner, expected)?;
     let condition = match compile_condition(source) {
         Ok(condition) => condition,
         Err(problem) => {
-            reader.error(field.value_at(), format!("{}: {}", owner.field("when"), tidy_cel_error(&problem)));
+            reader.error(
+                field.value_at(),
+                format!("{}: {}", owner.field("when"), tidy_cel_error(&problem)),
+            );
             return None;
         }
     };
@@ -151,8 +190,10 @@ fn read_when(reader: &mut Reader, field: &Field<'_>, owner: &Owner, events: &Nam
     }
     for event_name in read_events {
         if events.get(event_name).is_none() {
-            let mut message =
-                format!("{} reads unknown event {event_name:?}: declare it under events", owner.field("when"));
+            let mut message = format!(
+                "{} reads unknown event {event_name:?}: declare it under events",
+                owner.field("when")
+            );
             if let Some(similar) = closest(event_name, events.iter()) {
                 message.push_str(&format!(" (did you mean {similar:?}?)"));
             }
@@ -207,7 +248,9 @@ fn compile_condition(source: &str) -> Result<Condition, String> {
             Ok(condition)
         })
         .map_err(|error| format!("cannot start the condition parser: {error}"))?;
-    parser.join().unwrap_or_else(|_| Err("the CEL parser failed on this expression: simplify it".to_string()))
+    parser.join().unwrap_or_else(|_| {
+        Err("the CEL parser failed on this expression: simplify it".to_string())
+    })
 }
 
 /// The deepest nesting of `(`, `[` and `{` outside string literals.
@@ -241,7 +284,9 @@ fn bracket_nesting(source: &str) -> usize {
 /// sense on several lines.
 fn tidy_cel_error(message: &str) -> String {
     const PREFIX: &str = "ERROR: <input>:";
-    let Some(index) = message.find(PREFIX) else { return message.to_string() };
+    let Some(index) = message.find(PREFIX) else {
+        return message.to_string();
+    };
     let (head, tail) = message.split_at(index);
     let tail = &tail[PREFIX.len()..];
     let tail = tail.split(" | ").next().unwrap_or(tail);
@@ -298,13 +343,23 @@ mod tests {
         let nested = |depth: usize| format!("{}1{} == 1", "int(".repeat(depth), ")".repeat(depth));
         assert!(compile_condition(&nested(25)).is_ok());
         let too_deep = compile_condition(&nested(33)).unwrap_err();
-        assert!(too_deep.starts_with("the expression nests brackets 33 deep, more than 32"), "{too_deep}");
+        assert!(
+            too_deep.starts_with("the expression nests brackets 33 deep, more than 32"),
+            "{too_deep}"
+        );
         let chain = vec!["1"; 40].join(" + ") + " > 0";
         let too_deep = compile_condition(&chain).unwrap_err();
-        assert!(too_deep.starts_with("the expression nests 41 levels deep, more than 32"), "{too_deep}");
+        assert!(
+            too_deep.starts_with("the expression nests 41 levels deep, more than 32"),
+            "{too_deep}"
+        );
         let long = vec!["true"; 1000].join(" || ");
-        assert!(compile_condition(&long).unwrap_err().starts_with("the expression is 7996 characters long"));
-        assert!(compile_condition("events.A.x > 1 &&").unwrap_err().starts_with("CEL syntax error"));
+        assert!(compile_condition(&long)
+            .unwrap_err()
+            .starts_with("the expression is 7996 characters long"));
+        assert!(compile_condition("events.A.x > 1 &&")
+            .unwrap_err()
+            .starts_with("CEL syntax error"));
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl Path {
             let mut segments = Vec::new();
             for raw in pointer.split('/') {
                 if raw.contains('~') && !valid_pointer_escapes(raw) {
-                    return Err(format!("bad JSON Pointer {text:?}: '~' must be followed by 0 or 1"));
+                    return Err(format!(
+                        "bad JSON Pointer {text:?}: '~' must be followed by 0 or 1"
+                    ));
                 }
                 segments.push(raw.replace("~1", "/").replace("~0", "~").into_boxed_str());
             }
@@ -70,7 +72,9 @@ impl Path {
                 ));
             }
             if segment.chars().any(|c| c.is_whitespace()) {
-                return Err(format!("bad path {text:?}: whitespace in segment {segment:?}"));
+                return Err(format!(
+                    "bad path {text:?}: whitespace in segment {segment:?}"
+                ));
             }
             segments.push(segment.into());
         }
@@ -112,22 +116,27 @@ pub fn lookup<'a>(root: &'a Value, segments: &[Box<str>]) -> Option<&'a Value> {
 
 fn valid_pointer_escapes(raw: &str) -> bool {
     let bytes = raw.as_bytes();
-    bytes
-        .iter()
-        .enumerate()
-        .all(|(index, &byte)| byte != b'~' || matches!(bytes.get(index + 1), Some(b'0') | Some(b'1')))
+    bytes.iter().enumerate().all(|(index, &byte)| {
+        byte != b'~' || matches!(bytes.get(index + 1), Some(b'0') | Some(b'1'))
+    })
 }
 
 impl fmt::Display for Path {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Path::Payload(segments) => {
-                let dotted = segments.iter().all(|segment| !segment.contains('.') && !segment.is_empty());
+                let dotted = segments
+                    .iter()
+                    .all(|segment| !segment.contains('.') && !segment.is_empty());
                 if dotted {
                     write!(formatter, "{}", segments.join("."))
                 } else {
                     for segment in segments {
-                        write!(formatter, "/{}", segment.replace('~', "~0").replace('/', "~1"))?;
+                        write!(
+                            formatter,
+                            "/{}",
+                            segment.replace('~', "~0").replace('/', "~1")
+                        )?;
                     }
                     Ok(())
                 }
@@ -146,7 +155,9 @@ impl<'a> Found<'a> {
         match (self, expected) {
             (Found::Json(actual), expected) => json_equal(actual, expected),
             (Found::Text(actual), Value::String(expected)) => actual == expected,
-            (Found::Millis(actual), Value::Number(expected)) => expected.as_f64() == Some(*actual as f64),
+            (Found::Millis(actual), Value::Number(expected)) => {
+                expected.as_f64() == Some(*actual as f64)
+            }
             _ => false,
         }
     }
@@ -155,7 +166,9 @@ impl<'a> Found<'a> {
     pub fn as_key(&self) -> Option<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
         match *self {
-            Found::Json(Value::String(text)) if !text.is_empty() => Some(Cow::Borrowed(text.as_str())),
+            Found::Json(Value::String(text)) if !text.is_empty() => {
+                Some(Cow::Borrowed(text.as_str()))
+            }
             Found::Text(text) if !text.is_empty() => Some(Cow::Borrowed(text)),
             Found::Json(Value::Number(number)) => Some(Cow::Owned(number.to_string())),
             Found::Millis(millis) => Some(Cow::Owned(millis.to_string())),

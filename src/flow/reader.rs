@@ -52,12 +52,18 @@ pub struct Owner {
 impl Owner {
     /// The top level of the file, whose "missing field" messages point at `at`.
     pub fn top(at: Position) -> Owner {
-        Owner { label: String::new(), at }
+        Owner {
+            label: String::new(),
+            at,
+        }
     }
 
     /// A named owner such as `step "payment"`.
     pub fn named(kind: &str, name: &str, at: Position) -> Owner {
-        Owner { label: format!("{kind} {name:?}"), at }
+        Owner {
+            label: format!("{kind} {name:?}"),
+            at,
+        }
     }
 
     /// An owner described by a free label, such as `publish of action "retry"`.
@@ -92,7 +98,10 @@ impl Owner {
 impl Reader {
     /// A reader for diagnostics about `file`.
     pub fn new(file: PathBuf) -> Reader {
-        Reader { file, diagnostics: Vec::new() }
+        Reader {
+            file,
+            diagnostics: Vec::new(),
+        }
     }
 
     /// Records a problem at a position.
@@ -109,25 +118,41 @@ impl Reader {
     /// (bad and duplicate keys are reported once for the whole tree, by the caller of
     /// [`super::yaml::key_problems`]). `None` if the node is not a mapping; nothing is reported.
     pub fn entries<'a>(node: &'a Spanned<Node>) -> Option<Vec<Field<'a>>> {
-        let Node::Map(pairs) = &node.value else { return None };
+        let Node::Map(pairs) = &node.value else {
+            return None;
+        };
         let mut fields: Vec<Field<'a>> = Vec::with_capacity(pairs.len());
         let mut seen: HashSet<&str> = HashSet::with_capacity(pairs.len());
         for (key, value) in pairs {
             // Keys that YAML reads as numbers or booleans are reported by `mapping`.
-            let Node::Str(name) = &key.value else { continue };
+            let Node::Str(name) = &key.value else {
+                continue;
+            };
             if !seen.insert(name) {
                 continue;
             }
-            fields.push(Field { name, key_at: position(key), value });
+            fields.push(Field {
+                name,
+                key_at: position(key),
+                value,
+            });
         }
         Some(fields)
     }
 
     /// The entries of a mapping, reporting `what must be a mapping` when it is not one, and a
     /// key that YAML reads as a number or boolean (`1:`, `true:`) as something to quote.
-    pub fn mapping<'a>(&mut self, node: &'a Spanned<Node>, what: &str, expected: &str) -> Option<Vec<Field<'a>>> {
+    pub fn mapping<'a>(
+        &mut self,
+        node: &'a Spanned<Node>,
+        what: &str,
+        expected: &str,
+    ) -> Option<Vec<Field<'a>>> {
         let Node::Map(pairs) = &node.value else {
-            self.error(position(node), format!("{what} must be {expected}, found {}", node.value.kind()));
+            self.error(
+                position(node),
+                format!("{what} must be {expected}, found {}", node.value.kind()),
+            );
             return None;
         };
         for (key, _) in pairs {
@@ -152,13 +177,21 @@ impl Reader {
         allowed: &[&str],
         required: &[&str],
     ) -> Option<Vec<Field<'a>>> {
-        let what = if owner.label().is_empty() { "a flow file".to_string() } else { owner.label().to_string() };
+        let what = if owner.label().is_empty() {
+            "a flow file".to_string()
+        } else {
+            owner.label().to_string()
+        };
         let expected = format!("a mapping with the fields {}", allowed.join(", "));
         let fields = self.mapping(node, &what, &expected)?;
         for field in &fields {
             if !allowed.contains(&field.name) {
-                let mut message =
-                    format!("unknown field {:?} {}: expected one of {}", field.name, owner.within(), allowed.join(", "));
+                let mut message = format!(
+                    "unknown field {:?} {}: expected one of {}",
+                    field.name,
+                    owner.within(),
+                    allowed.join(", ")
+                );
                 if let Some(closest) = closest(field.name, allowed.iter().copied()) {
                     message.push_str(&format!(" (did you mean {closest:?}?)"));
                 }
@@ -167,25 +200,40 @@ impl Reader {
         }
         for &name in required {
             if !fields.iter().any(|field| field.name == name) {
-                self.error(owner.at, format!("missing required field {name:?} {}", owner.within()));
+                self.error(
+                    owner.at,
+                    format!("missing required field {name:?} {}", owner.within()),
+                );
             }
         }
         Some(fields)
     }
 
     /// A string value; reports any other kind.
-    pub fn string<'a>(&mut self, field: &Field<'a>, owner: &Owner, expected: &str) -> Option<&'a str> {
+    pub fn string<'a>(
+        &mut self,
+        field: &Field<'a>,
+        owner: &Owner,
+        expected: &str,
+    ) -> Option<&'a str> {
         self.string_as(field, &owner.field(field.name), expected)
     }
 
     /// A string value, with `subject` naming it in messages (`publish.key of action "retry"`).
-    pub fn string_as<'a>(&mut self, field: &Field<'a>, subject: &str, expected: &str) -> Option<&'a str> {
+    pub fn string_as<'a>(
+        &mut self,
+        field: &Field<'a>,
+        subject: &str,
+        expected: &str,
+    ) -> Option<&'a str> {
         match &field.value.value {
             Node::Str(text) => Some(text),
             other => {
                 let mut message = format!("{subject} must be {expected}, found {}", other.kind());
                 if let (true, Some(text)) = (other.is_scalar(), other.key_text()) {
-                    message.push_str(&format!(" (write \"{text}\" in quotes if you mean the text)"));
+                    message.push_str(&format!(
+                        " (write \"{text}\" in quotes if you mean the text)"
+                    ));
                 }
                 self.error(field.value_at(), message);
                 None
@@ -194,15 +242,28 @@ impl Reader {
     }
 
     /// A non-empty string value.
-    pub fn non_empty_string<'a>(&mut self, field: &Field<'a>, owner: &Owner, expected: &str) -> Option<&'a str> {
+    pub fn non_empty_string<'a>(
+        &mut self,
+        field: &Field<'a>,
+        owner: &Owner,
+        expected: &str,
+    ) -> Option<&'a str> {
         self.non_empty_string_as(field, &owner.field(field.name), expected)
     }
 
     /// A non-empty string value, with `subject` naming it in messages.
-    pub fn non_empty_string_as<'a>(&mut self, field: &Field<'a>, subject: &str, expected: &str) -> Option<&'a str> {
+    pub fn non_empty_string_as<'a>(
+        &mut self,
+        field: &Field<'a>,
+        subject: &str,
+        expected: &str,
+    ) -> Option<&'a str> {
         let text = self.string_as(field, subject, expected)?;
         if text.trim().is_empty() {
-            self.error(field.value_at(), format!("{subject} is empty: it must be {expected}"));
+            self.error(
+                field.value_at(),
+                format!("{subject} is empty: it must be {expected}"),
+            );
             return None;
         }
         Some(text)
@@ -210,11 +271,18 @@ impl Reader {
 
     /// A path (`data.id`, `/data/id`, `$key`, ...).
     pub fn path(&mut self, field: &Field<'_>, owner: &Owner) -> Option<Path> {
-        let text = self.string(field, owner, "a path such as data.id, /data/id or $header.NAME")?;
+        let text = self.string(
+            field,
+            owner,
+            "a path such as data.id, /data/id or $header.NAME",
+        )?;
         match Path::parse(text) {
             Ok(path) => Some(path),
             Err(problem) => {
-                self.error(field.value_at(), format!("{}: {problem}", owner.field(field.name)));
+                self.error(
+                    field.value_at(),
+                    format!("{}: {problem}", owner.field(field.name)),
+                );
                 None
             }
         }
@@ -225,11 +293,17 @@ impl Reader {
     pub fn duration(&mut self, field: &Field<'_>, owner: &Owner) -> Option<Millis> {
         let text = match &field.value.value {
             Node::Str(text) => text.clone(),
-            Node::Int(_) | Node::UInt(_) | Node::Float(_) => field.value.value.key_text().unwrap_or_default(),
+            Node::Int(_) | Node::UInt(_) | Node::Float(_) => {
+                field.value.value.key_text().unwrap_or_default()
+            }
             other => {
                 self.error(
                     field.value_at(),
-                    format!("{} must be a duration such as 15m or 1h30m, found {}", owner.field(field.name), other.kind()),
+                    format!(
+                        "{} must be a duration such as 15m or 1h30m, found {}",
+                        owner.field(field.name),
+                        other.kind()
+                    ),
                 );
                 return None;
             }
@@ -238,13 +312,19 @@ impl Reader {
             Ok(0) => {
                 self.error(
                     field.value_at(),
-                    format!("{} is zero: give a positive duration such as 30s or 15m", owner.field(field.name)),
+                    format!(
+                        "{} is zero: give a positive duration such as 30s or 15m",
+                        owner.field(field.name)
+                    ),
                 );
                 None
             }
             Ok(millis) => Some(millis),
             Err(problem) => {
-                self.error(field.value_at(), format!("{}: {problem}", owner.field(field.name)));
+                self.error(
+                    field.value_at(),
+                    format!("{}: {problem}", owner.field(field.name)),
+                );
                 None
             }
         }
@@ -252,14 +332,25 @@ impl Reader {
 
     /// A name or a list of names (`await: A` or `await: [A, B]`), each with its position.
     /// Reports other kinds, non-string entries and names listed twice.
-    pub fn names(&mut self, field: &Field<'_>, owner: &Owner, noun: &str) -> Vec<(String, Position)> {
+    pub fn names(
+        &mut self,
+        field: &Field<'_>,
+        owner: &Owner,
+        noun: &str,
+    ) -> Vec<(String, Position)> {
         let mut names: Vec<(String, Position)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut add = |reader: &mut Reader, name: &str, at: Position| {
             if seen.insert(name.to_string()) {
                 names.push((name.to_string(), at));
             } else {
-                reader.error(at, format!("{} lists {name:?} twice: remove one", owner.field(field.name)));
+                reader.error(
+                    at,
+                    format!(
+                        "{} lists {name:?} twice: remove one",
+                        owner.field(field.name)
+                    ),
+                );
             }
         };
         match &field.value.value {
@@ -270,7 +361,11 @@ impl Reader {
                         Node::Str(name) => add(self, name, position(item)),
                         other => self.error(
                             position(item),
-                            format!("{} must list {noun} names, found {}", owner.field(field.name), other.kind()),
+                            format!(
+                                "{} must list {noun} names, found {}",
+                                owner.field(field.name),
+                                other.kind()
+                            ),
                         ),
                     }
                 }
@@ -342,7 +437,12 @@ pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
     candidates
         .filter(|candidate| candidate.chars().count() <= SUGGESTION_LIMIT)
         .take(SUGGESTION_CANDIDATES)
-        .map(|candidate| (edit_distance(&name.to_lowercase(), &candidate.to_lowercase()), candidate))
+        .map(|candidate| {
+            (
+                edit_distance(&name.to_lowercase(), &candidate.to_lowercase()),
+                candidate,
+            )
+        })
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
@@ -364,7 +464,9 @@ fn edit_distance(left: &str, right: &str) -> usize {
     for i in 1..=left.len() {
         for j in 1..=right.len() {
             let cost = usize::from(left[i - 1] != right[j - 1]);
-            let mut best = (distances[i - 1][j] + 1).min(distances[i][j - 1] + 1).min(distances[i - 1][j - 1] + cost);
+            let mut best = (distances[i - 1][j] + 1)
+                .min(distances[i][j - 1] + 1)
+                .min(distances[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && left[i - 1] == right[j - 2] && left[i - 2] == right[j - 1] {
                 best = best.min(distances[i - 2][j - 2] + 1);
             }
@@ -384,7 +486,10 @@ mod tests {
         assert_eq!(closest("withn", fields.into_iter()), Some("within"));
         assert_eq!(closest("Await", fields.into_iter()), Some("await"));
         assert_eq!(closest("deadline", fields.into_iter()), None);
-        assert_eq!(closest("valeu", ["topic", "key", "value"].into_iter()), Some("value"));
+        assert_eq!(
+            closest("valeu", ["topic", "key", "value"].into_iter()),
+            Some("value")
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("ab", "ba"), 1);
         assert_eq!(edit_distance("", "abc"), 3);

@@ -61,7 +61,10 @@ pub struct Context<'a> {
 
 impl Template {
     /// Compiles a template; `event_index` resolves event names. Returns every problem found.
-    pub fn compile(value: &Value, event_index: &dyn Fn(&str) -> Option<usize>) -> Result<Template, Vec<String>> {
+    pub fn compile(
+        value: &Value,
+        event_index: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Template, Vec<String>> {
         let mut errors = Vec::new();
         let template = compile_value(value, event_index, &mut errors);
         if errors.is_empty() {
@@ -90,9 +93,14 @@ impl Template {
                 }
                 Value::String(text)
             }
-            Template::Array(items) => Value::Array(items.iter().map(|item| item.render(context)).collect()),
+            Template::Array(items) => {
+                Value::Array(items.iter().map(|item| item.render(context)).collect())
+            }
             Template::Object(fields) => Value::Object(
-                fields.iter().map(|(name, field)| (name.clone(), field.render(context))).collect(),
+                fields
+                    .iter()
+                    .map(|(name, field)| (name.clone(), field.render(context)))
+                    .collect(),
             ),
         }
     }
@@ -121,8 +129,12 @@ impl Template {
                     visit_var(var)
                 }
             }),
-            Template::Array(items) => items.iter().for_each(|item| item.for_each_event_path(visit)),
-            Template::Object(fields) => fields.iter().for_each(|(_, field)| field.for_each_event_path(visit)),
+            Template::Array(items) => items
+                .iter()
+                .for_each(|item| item.for_each_event_path(visit)),
+            Template::Object(fields) => fields
+                .iter()
+                .for_each(|(_, field)| field.for_each_event_path(visit)),
         }
     }
 }
@@ -139,12 +151,22 @@ impl Var {
     }
 }
 
-fn compile_value(value: &Value, event_index: &dyn Fn(&str) -> Option<usize>, errors: &mut Vec<String>) -> Template {
+fn compile_value(
+    value: &Value,
+    event_index: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Vec<String>,
+) -> Template {
     match value {
         Value::String(text) => compile_string(text, event_index, errors),
         Value::Array(items) => {
-            let compiled: Vec<Template> = items.iter().map(|item| compile_value(item, event_index, errors)).collect();
-            if compiled.iter().all(|item| matches!(item, Template::Literal(_))) {
+            let compiled: Vec<Template> = items
+                .iter()
+                .map(|item| compile_value(item, event_index, errors))
+                .collect();
+            if compiled
+                .iter()
+                .all(|item| matches!(item, Template::Literal(_)))
+            {
                 Template::Literal(value.clone())
             } else {
                 Template::Array(compiled)
@@ -155,7 +177,10 @@ fn compile_value(value: &Value, event_index: &dyn Fn(&str) -> Option<usize>, err
                 .iter()
                 .map(|(name, field)| (name.clone(), compile_value(field, event_index, errors)))
                 .collect();
-            if compiled.iter().all(|(_, field)| matches!(field, Template::Literal(_))) {
+            if compiled
+                .iter()
+                .all(|(_, field)| matches!(field, Template::Literal(_)))
+            {
                 Template::Literal(value.clone())
             } else {
                 Template::Object(compiled)
@@ -165,7 +190,11 @@ fn compile_value(value: &Value, event_index: &dyn Fn(&str) -> Option<usize>, err
     }
 }
 
-fn compile_string(text: &str, event_index: &dyn Fn(&str) -> Option<usize>, errors: &mut Vec<String>) -> Template {
+fn compile_string(
+    text: &str,
+    event_index: &dyn Fn(&str) -> Option<usize>,
+    errors: &mut Vec<String>,
+) -> Template {
     let mut parts = Vec::new();
     let mut literal = String::new();
     let mut rest = text;
@@ -177,7 +206,9 @@ fn compile_string(text: &str, event_index: &dyn Fn(&str) -> Option<usize>, error
             rest = escaped;
         } else if let Some(open) = after.strip_prefix("${") {
             let Some(close) = open.find('}') else {
-                errors.push(format!("unclosed \"${{\" in template {text:?}: add the closing \"}}\""));
+                errors.push(format!(
+                    "unclosed \"${{\" in template {text:?}: add the closing \"}}\""
+                ));
                 return Template::Literal(Value::String(text.to_string()));
             };
             match compile_var(open[..close].trim(), event_index) {
@@ -223,11 +254,15 @@ fn compile_var(name: &str, event_index: &dyn Fn(&str) -> Option<usize>) -> Resul
     let mut segments = reference.split('.');
     let event_name = segments.next().unwrap_or_default();
     let Some(event) = event_index(event_name) else {
-        return Err(format!("template \"${{{name}}}\" names unknown event {event_name:?}: declare it under events"));
+        return Err(format!(
+            "template \"${{{name}}}\" names unknown event {event_name:?}: declare it under events"
+        ));
     };
     let segments: Vec<Box<str>> = segments.map(Into::into).collect();
     if segments.iter().any(|segment| segment.is_empty()) {
-        return Err(format!("template \"${{{name}}}\" has an empty path segment"));
+        return Err(format!(
+            "template \"${{{name}}}\" has an empty path segment"
+        ));
     }
     Ok(Var::Event(event, segments))
 }
@@ -244,8 +279,16 @@ mod tests {
     fn render(template: Value) -> Value {
         let payload = json!({"total": 1500, "address": {"street": "Main"}});
         let lookup = |event: usize| (event == 0).then_some(&payload);
-        let context = Context { key: "o-1", flow: "f", step: Some("pay"), attempt: Some(2), events: &lookup };
-        Template::compile(&template, &events).unwrap().render(&context)
+        let context = Context {
+            key: "o-1",
+            flow: "f",
+            step: Some("pay"),
+            attempt: Some(2),
+            events: &lookup,
+        };
+        Template::compile(&template, &events)
+            .unwrap()
+            .render(&context)
     }
 
     #[test]
@@ -253,13 +296,24 @@ mod tests {
         assert_eq!(render(json!("${events.Placed.total}")), json!(1500));
         assert_eq!(render(json!("${attempt}")), json!(2));
         assert_eq!(render(json!("${events.Placed.missing}")), json!(null));
-        assert_eq!(render(json!("${events.Placed.address}")), json!({"street": "Main"}));
+        assert_eq!(
+            render(json!("${events.Placed.address}")),
+            json!({"street": "Main"})
+        );
     }
 
     #[test]
     fn text_splices_and_absent_is_empty() {
-        assert_eq!(render(json!("order ${key} of ${flow}/${step}")), json!("order o-1 of f/pay"));
-        assert_eq!(render(json!("total=${events.Placed.total};x=${events.Placed.nope}")), json!("total=1500;x="));
+        assert_eq!(
+            render(json!("order ${key} of ${flow}/${step}")),
+            json!("order o-1 of f/pay")
+        );
+        assert_eq!(
+            render(json!(
+                "total=${events.Placed.total};x=${events.Placed.nope}"
+            )),
+            json!("total=1500;x=")
+        );
         assert_eq!(render(json!("cost $5 $${key}")), json!("cost $5 ${key}"));
         assert_eq!(
             render(json!({"a": ["${key}", 1], "b": "lit"})),
@@ -269,8 +323,11 @@ mod tests {
 
     #[test]
     fn compile_errors_are_collected() {
-        let errors = Template::compile(&json!({"a": "${nope}", "b": "${events.Other.x}", "c": "${key"}), &events)
-            .unwrap_err();
+        let errors = Template::compile(
+            &json!({"a": "${nope}", "b": "${events.Other.x}", "c": "${key"}),
+            &events,
+        )
+        .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(errors[1].contains("unknown event \"Other\""));
     }

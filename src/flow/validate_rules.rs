@@ -115,10 +115,18 @@ fn check_after_cycles(reader: &mut Reader, def: &FlowDef, spans: &Spans) {
                 }
                 Mark::OnPath => {
                     // A step marked OnPath is always on the path, so the fallback is never used.
-                    let start = path.iter().position(|&(on_path, _)| on_path == before).unwrap_or(0);
+                    let start = path
+                        .iter()
+                        .position(|&(on_path, _)| on_path == before)
+                        .unwrap_or(0);
                     // `path[start..]` follows `after` edges; opening order is the reverse.
                     let mut names: Vec<&str> = vec![def.steps[before].name.as_str()];
-                    names.extend(path[start..].iter().rev().map(|&(on_path, _)| def.steps[on_path].name.as_str()));
+                    names.extend(
+                        path[start..]
+                            .iter()
+                            .rev()
+                            .map(|&(on_path, _)| def.steps[on_path].name.as_str()),
+                    );
                     reader.error(
                         spans.after[step_idx][entry],
                         format!(
@@ -173,7 +181,10 @@ fn covers(general: &[Matcher], specific: &[Matcher]) -> bool {
     general.iter().all(|wide| {
         specific.iter().any(|narrow| {
             narrow.path == wide.path
-                && narrow.allowed.iter().all(|value| wide.allowed.iter().any(|other| json_equal(value, other)))
+                && narrow
+                    .allowed
+                    .iter()
+                    .all(|value| wide.allowed.iter().any(|other| json_equal(value, other)))
         })
     })
 }

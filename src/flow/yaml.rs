@@ -84,7 +84,10 @@ pub fn position<T>(spanned: &Spanned<T>) -> Position {
 }
 
 fn position_of(location: &serde_saphyr::Location) -> Position {
-    Position { line: location.line(), column: location.column() }
+    Position {
+        line: location.line(),
+        column: location.column(),
+    }
 }
 
 /// Collapses a multi-line parser message into one line, without a trailing period and
@@ -122,9 +125,12 @@ impl Node {
                 .map(Value::Number)
                 .ok_or_else(|| format!("{float} is not a finite number and has no JSON form"))?,
             Node::Str(text) => Value::String(text.clone()),
-            Node::Seq(items) => {
-                Value::Array(items.iter().map(|item| item.value.to_json()).collect::<Result<_, _>>()?)
-            }
+            Node::Seq(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| item.value.to_json())
+                    .collect::<Result<_, _>>()?,
+            ),
             Node::Map(entries) => {
                 let mut object = serde_json::Map::new();
                 for (key, value) in entries {
@@ -174,14 +180,20 @@ pub fn key_problems(node: &Spanned<Node>) -> Vec<KeyProblem> {
 
 fn collect_key_problems(node: &Spanned<Node>, problems: &mut Vec<KeyProblem>) {
     match &node.value {
-        Node::Seq(items) => items.iter().for_each(|item| collect_key_problems(item, problems)),
+        Node::Seq(items) => items
+            .iter()
+            .for_each(|item| collect_key_problems(item, problems)),
         Node::Map(entries) => {
-            let mut first_positions: HashMap<String, Position> = HashMap::with_capacity(entries.len());
+            let mut first_positions: HashMap<String, Position> =
+                HashMap::with_capacity(entries.len());
             for (key, value) in entries {
                 match key.value.key_text() {
                     None => problems.push(KeyProblem {
                         position: position(key),
-                        message: format!("a mapping key must be a name, found {}", key.value.kind()),
+                        message: format!(
+                            "a mapping key must be a name, found {}",
+                            key.value.kind()
+                        ),
                     }),
                     Some(name) => {
                         if let Some(&first) = first_positions.get(&name) {
@@ -315,32 +327,58 @@ mod tests {
         let root = parse_document(text).unwrap();
         let top = entries(&root);
         assert_eq!(top[0].0.value, Node::Str("flow".into()));
-        assert_eq!((top[0].0.referenced.line(), top[0].0.referenced.column()), (1, 1));
+        assert_eq!(
+            (top[0].0.referenced.line(), top[0].0.referenced.column()),
+            (1, 1)
+        );
         assert_eq!(top[0].1.value, Node::Str("f".into()));
         assert_eq!(at(&top[0].1), (1, 7));
         let events = entries(&top[1].1);
-        assert_eq!((events[0].0.value.key_text().unwrap(), events[0].0.referenced.line()), ("A".into(), 3));
+        assert_eq!(
+            (
+                events[0].0.value.key_text().unwrap(),
+                events[0].0.referenced.line()
+            ),
+            ("A".into(), 3)
+        );
         let event_a = entries(&events[0].1);
         assert_eq!(at(&event_a[1].1), (3, 25));
-        let Node::Seq(items) = &event_a[1].1.value else { panic!("expected a list") };
+        let Node::Seq(items) = &event_a[1].1.value else {
+            panic!("expected a list")
+        };
         assert_eq!(items[0].value, Node::Int(1));
         assert_eq!(items[1].value, Node::Float(2.5));
         assert_eq!(items[2].value, Node::Str("x".into()));
         assert_eq!(at(&items[2]), (3, 34));
         let event_b = entries(&events[1].1);
-        assert_eq!((event_b[0].0.referenced.line(), event_b[0].0.referenced.column()), (5, 5));
+        assert_eq!(
+            (
+                event_b[0].0.referenced.line(),
+                event_b[0].0.referenced.column()
+            ),
+            (5, 5)
+        );
         assert_eq!(at(&event_b[0].1), (5, 12));
     }
 
     #[test]
     fn order_and_duplicates_are_kept() {
         let root = parse_document("z: 1\na: 2\nz: 3\nn:\n  - { x: 1, x: 2 }\n").unwrap();
-        let keys: Vec<String> = entries(&root).iter().map(|(key, _)| key.value.key_text().unwrap()).collect();
+        let keys: Vec<String> = entries(&root)
+            .iter()
+            .map(|(key, _)| key.value.key_text().unwrap())
+            .collect();
         assert_eq!(keys, ["z", "a", "z", "n"]);
         let problems = key_problems(&root);
         let found: Vec<(u64, u64, &str)> = problems
             .iter()
-            .map(|problem| (problem.position.line, problem.position.column, problem.message.as_str()))
+            .map(|problem| {
+                (
+                    problem.position.line,
+                    problem.position.column,
+                    problem.message.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             found,
@@ -354,19 +392,28 @@ mod tests {
     #[test]
     fn empty_document_is_null_and_syntax_errors_have_positions() {
         assert_eq!(parse_document("").unwrap().value, Node::Null);
-        assert_eq!(parse_document("# only a comment\n").unwrap().value, Node::Null);
+        assert_eq!(
+            parse_document("# only a comment\n").unwrap().value,
+            Node::Null
+        );
         let error = parse_document("flow: f\nevents: [a, b\nsteps: {}\n").unwrap_err();
         assert!(error.position.line >= 2, "{error:?}");
         assert!(!error.message.is_empty());
         assert!(!error.message.ends_with('.'), "{error:?}");
         let error = parse_document("flow: a\n---\nflow: b\n").unwrap_err();
         assert_eq!(error.position, Position { line: 3, column: 1 });
-        assert!(error.message.starts_with("a flow file holds one YAML document"), "{error:?}");
+        assert!(
+            error
+                .message
+                .starts_with("a flow file holds one YAML document"),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn scalars_convert_to_json() {
-        let root = parse_document("a: [1, -2, 2.5, true, ~, text, '7', 18446744073709551615]\n").unwrap();
+        let root =
+            parse_document("a: [1, -2, 2.5, true, ~, text, '7', 18446744073709551615]\n").unwrap();
         let top = entries(&root);
         assert_eq!(
             top[0].1.value.to_json().unwrap(),

@@ -42,15 +42,21 @@ struct Envelope<'a> {
 /// Decodes one line. `line_number` (1-based) becomes the offset when the line has none, so
 /// every record of a replay has distinct coordinates.
 pub fn decode_line(line: &str, line_number: u64) -> Result<Record, DecodeError> {
-    let envelope: Envelope<'_> = serde_json::from_str(line).map_err(|error| DecodeError::Json(error.to_string()))?;
-    let topic = envelope.topic.ok_or(DecodeError::MissingTopic)?.into_owned();
-    let timestamp = envelope.timestamp.or(envelope.ts).ok_or(DecodeError::MissingTimestamp)?;
+    let envelope: Envelope<'_> =
+        serde_json::from_str(line).map_err(|error| DecodeError::Json(error.to_string()))?;
+    let topic = envelope
+        .topic
+        .ok_or(DecodeError::MissingTopic)?
+        .into_owned();
+    let timestamp = envelope
+        .timestamp
+        .or(envelope.ts)
+        .ok_or(DecodeError::MissingTimestamp)?;
     let timestamp = crate::time::from_json(&timestamp).ok_or(DecodeError::BadTimestamp)?;
     let value = match envelope.value.or(envelope.payload) {
         None => return Err(DecodeError::MissingValue),
-        Some(Value::String(raw)) => {
-            serde_json::from_str(&raw).map_err(|error| DecodeError::PayloadNotJson(error.to_string()))?
-        }
+        Some(Value::String(raw)) => serde_json::from_str(&raw)
+            .map_err(|error| DecodeError::PayloadNotJson(error.to_string()))?,
         Some(value) => value,
     };
     let key = match envelope.key {
@@ -79,7 +85,10 @@ fn headers(raw: Value) -> Vec<(String, String)> {
         other => Some(other.to_string()),
     };
     match raw {
-        Value::Object(fields) => fields.into_iter().filter_map(|(name, value)| Some((name, text(value)?))).collect(),
+        Value::Object(fields) => fields
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, text(value)?)))
+            .collect(),
         Value::Array(items) if items.iter().all(Value::is_array) => items
             .into_iter()
             .filter_map(|pair| match pair {
@@ -153,10 +162,22 @@ mod tests {
     fn malformed_lines_are_errors() {
         assert!(matches!(decode_line("{", 1), Err(DecodeError::Json(_))));
         assert!(matches!(decode_line("[1,2]", 1), Err(DecodeError::Json(_))));
-        assert_eq!(decode_line(r#"{"timestamp":1,"value":1}"#, 1), Err(DecodeError::MissingTopic));
-        assert_eq!(decode_line(r#"{"topic":"t","value":1}"#, 1), Err(DecodeError::MissingTimestamp));
-        assert_eq!(decode_line(r#"{"topic":"t","timestamp":"soon","value":1}"#, 1), Err(DecodeError::BadTimestamp));
-        assert_eq!(decode_line(r#"{"topic":"t","timestamp":1}"#, 1), Err(DecodeError::MissingValue));
+        assert_eq!(
+            decode_line(r#"{"timestamp":1,"value":1}"#, 1),
+            Err(DecodeError::MissingTopic)
+        );
+        assert_eq!(
+            decode_line(r#"{"topic":"t","value":1}"#, 1),
+            Err(DecodeError::MissingTimestamp)
+        );
+        assert_eq!(
+            decode_line(r#"{"topic":"t","timestamp":"soon","value":1}"#, 1),
+            Err(DecodeError::BadTimestamp)
+        );
+        assert_eq!(
+            decode_line(r#"{"topic":"t","timestamp":1}"#, 1),
+            Err(DecodeError::MissingValue)
+        );
     }
 
     proptest! {

@@ -72,7 +72,11 @@ pub fn replay(
     signals.write_all(&buffer)?;
     signals.flush()?;
     if bad_lines > MAX_REPORTED_BAD_LINES {
-        writeln!(diagnostics, "{} more lines skipped", bad_lines - MAX_REPORTED_BAD_LINES)?;
+        writeln!(
+            diagnostics,
+            "{} more lines skipped",
+            bad_lines - MAX_REPORTED_BAD_LINES
+        )?;
     }
     if options.stats {
         writeln!(diagnostics, "{}", stats_json(&engine))?;

@@ -14,9 +14,47 @@ const VALID: &str = include_str!("../flows/good/order-fulfillment.yaml");
 
 /// Tokens likely to change how the YAML parses, inserted anywhere.
 const TOKENS: &[&str] = &[
-    ": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "<<: *a\n", "!!str ", "!!int ", "|\n", ">-\n", "'", "\"",
-    "#", "---\n", "...\n", "\t", "~", "? ", "${", "${events.", "$key", "$header.", "/", "~1", "~2", "..", "\u{feff}",
-    "é", "\u{0}", "\r\n", "0x1F", "1e999", ".nan", "-.inf", "18446744073709551616", "null", "true",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a\n",
+    "!!str ",
+    "!!int ",
+    "|\n",
+    ">-\n",
+    "'",
+    "\"",
+    "#",
+    "---\n",
+    "...\n",
+    "\t",
+    "~",
+    "? ",
+    "${",
+    "${events.",
+    "$key",
+    "$header.",
+    "/",
+    "~1",
+    "~2",
+    "..",
+    "\u{feff}",
+    "é",
+    "\u{0}",
+    "\r\n",
+    "0x1F",
+    "1e999",
+    ".nan",
+    "-.inf",
+    "18446744073709551616",
+    "null",
+    "true",
 ];
 
 /// Whole lines of flow file likely to reach deep into validation, inserted between lines.
@@ -141,7 +179,10 @@ fn apply(text: &str, edit: &Edit) -> String {
             if *deeper {
                 lines[line].insert_str(0, "  ");
             } else {
-                lines[line] = lines[line].strip_prefix("  ").unwrap_or(&lines[line]).to_string();
+                lines[line] = lines[line]
+                    .strip_prefix("  ")
+                    .unwrap_or(&lines[line])
+                    .to_string();
             }
             lines.join("\n")
         }
@@ -151,11 +192,47 @@ fn apply(text: &str, edit: &Edit) -> String {
 
 /// Values that mean something somewhere in a flow file, grafted anywhere by [`TreeEdit`].
 const WORDS: &[&str] = &[
-    "OrderPlaced", "OrderShipped", "PaymentCharged", "payment", "shipping", "inventory", "alert", "retry-payment",
-    "paymentId", "15m", "-1h", "0s", "15", "$key", "$header.ce_id", "a..b", "/a~2", "${key}", "${events.Nope.x}",
-    "${events.OrderPlaced.total}", "${", "", "((((", "events.OrderPlaced.total > 1", "events.Nope.x", "orders",
-    "bad topic", "Bad Name", "topic", "match", "key", "after", "await", "within", "when", "on_breach", "attempts",
-    "then", "publish", "links", "alias",
+    "OrderPlaced",
+    "OrderShipped",
+    "PaymentCharged",
+    "payment",
+    "shipping",
+    "inventory",
+    "alert",
+    "retry-payment",
+    "paymentId",
+    "15m",
+    "-1h",
+    "0s",
+    "15",
+    "$key",
+    "$header.ce_id",
+    "a..b",
+    "/a~2",
+    "${key}",
+    "${events.Nope.x}",
+    "${events.OrderPlaced.total}",
+    "${",
+    "",
+    "((((",
+    "events.OrderPlaced.total > 1",
+    "events.Nope.x",
+    "orders",
+    "bad topic",
+    "Bad Name",
+    "topic",
+    "match",
+    "key",
+    "after",
+    "await",
+    "within",
+    "when",
+    "on_breach",
+    "attempts",
+    "then",
+    "publish",
+    "links",
+    "alias",
 ];
 
 /// An edit of the flow file's tree, which is then written out as JSON (which YAML reads), so
@@ -209,8 +286,15 @@ enum Step {
 /// Every node below the root, as steps from the root.
 fn node_paths(value: &Value, prefix: &mut Vec<Step>, paths: &mut Vec<Vec<Step>>) {
     let children: Vec<(Step, &Value)> = match value {
-        Value::Object(fields) => fields.iter().map(|(key, child)| (Step::Key(key.clone()), child)).collect(),
-        Value::Array(items) => items.iter().enumerate().map(|(index, child)| (Step::Item(index), child)).collect(),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(key, child)| (Step::Key(key.clone()), child))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (Step::Item(index), child))
+            .collect(),
         _ => Vec::new(),
     };
     for (step, child) in children {
@@ -238,7 +322,9 @@ fn apply_tree_edit(root: &mut Value, edit: &TreeEdit) {
     match edit {
         TreeEdit::Remove(at) => {
             let path = pick(at);
-            let Some((last, parent)) = path.split_last() else { return };
+            let Some((last, parent)) = path.split_last() else {
+                return;
+            };
             match (node_mut(root, parent), last) {
                 (Some(Value::Object(fields)), Step::Key(key)) => drop(fields.remove(key)),
                 (Some(Value::Array(items)), Step::Item(index)) => drop(items.remove(*index)),
@@ -252,7 +338,9 @@ fn apply_tree_edit(root: &mut Value, edit: &TreeEdit) {
         }
         TreeEdit::RenameKey(at, name) => {
             let path = pick(at);
-            let Some((Step::Key(key), parent)) = path.split_last() else { return };
+            let Some((Step::Key(key), parent)) = path.split_last() else {
+                return;
+            };
             if let Some(Value::Object(fields)) = node_mut(root, parent) {
                 if let Some(child) = fields.remove(key) {
                     fields.insert(name.clone(), child);
@@ -260,7 +348,9 @@ fn apply_tree_edit(root: &mut Value, edit: &TreeEdit) {
             }
         }
         TreeEdit::Graft(from, to) => {
-            let Some(copied) = node_mut(root, &pick(from)).map(|node| node.clone()) else { return };
+            let Some(copied) = node_mut(root, &pick(from)).map(|node| node.clone()) else {
+                return;
+            };
             if let Some(node) = node_mut(root, &pick(to)) {
                 *node = copied;
             }
@@ -322,10 +412,16 @@ fn deeply_nested_conditions_are_errors_not_crashes() {
     // Found while writing the property above: the CEL parser overflowed the stack of a test
     // thread at about a dozen nested brackets.
     let nested = format!("{}1{}", "(".repeat(500), ")".repeat(500));
-    let text = VALID.replace("when: double(events.OrderPlaced.total) > 1000.0", &format!("when: \"{nested} == 1\""));
+    let text = VALID.replace(
+        "when: double(events.OrderPlaced.total) > 1000.0",
+        &format!("when: \"{nested} == 1\""),
+    );
     let errors = parse_flow_file(Path::new("deep.yaml"), &text).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0].message.contains("nests brackets 500 deep"), "{errors:?}");
+    assert!(
+        errors[0].message.contains("nests brackets 500 deep"),
+        "{errors:?}"
+    );
     let nested_yaml = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
     let text = VALID.replace("value:\n", &format!("value: {nested_yaml}\n      x:\n"));
     let errors = parse_flow_file(Path::new("deep.yaml"), &text).unwrap_err();

@@ -211,15 +211,21 @@ fn reported(stderr: &str) -> Vec<Reported> {
     stderr
         .lines()
         .map(|text| {
-            let (location, message) =
-                text.split_once(": error: ").unwrap_or_else(|| panic!("not a diagnostic line: {text:?}"));
+            let (location, message) = text
+                .split_once(": error: ")
+                .unwrap_or_else(|| panic!("not a diagnostic line: {text:?}"));
             let mut parts = location.rsplitn(3, ':');
             let column = parts.next().and_then(|column| column.parse().ok());
             let line = parts.next().and_then(|line| line.parse().ok());
             let (Some(column), Some(line), Some(file)) = (column, line, parts.next()) else {
                 panic!("no FILE:LINE:COL in {text:?}");
             };
-            Reported { file: file.to_string(), line, column, message: message.to_string() }
+            Reported {
+                file: file.to_string(),
+                line,
+                column,
+                message: message.to_string(),
+            }
         })
         .collect()
 }
@@ -230,17 +236,25 @@ fn mismatch(found: &[Reported], expected: &[(u64, &str)]) -> Option<String> {
     let mut unmatched: Vec<(u64, &str)> = expected.to_vec();
     let mut unexpected = Vec::new();
     for diagnostic in found {
-        match unmatched.iter().position(|(line, part)| *line == diagnostic.line && diagnostic.message.contains(part)) {
+        match unmatched
+            .iter()
+            .position(|(line, part)| *line == diagnostic.line && diagnostic.message.contains(part))
+        {
             Some(index) => {
                 unmatched.remove(index);
             }
-            None => unexpected.push(format!("{}:{}: {}", diagnostic.line, diagnostic.column, diagnostic.message)),
+            None => unexpected.push(format!(
+                "{}:{}: {}",
+                diagnostic.line, diagnostic.column, diagnostic.message
+            )),
         }
     }
     if unmatched.is_empty() && unexpected.is_empty() {
         return None;
     }
-    Some(format!("  not reported: {unmatched:#?}\n  reported but not expected: {unexpected:#?}"))
+    Some(format!(
+        "  not reported: {unmatched:#?}\n  reported but not expected: {unexpected:#?}"
+    ))
 }
 
 #[test]
@@ -250,17 +264,34 @@ fn each_broken_file_reports_exactly_its_errors() {
         let path = flows_dir().join("broken").join(name);
         let outcome = run(std::slice::from_ref(&path));
         if outcome.code != 1 || !outcome.stdout.is_empty() {
-            failures.push(format!("{name}: exit {} with stdout {:?}", outcome.code, outcome.stdout));
+            failures.push(format!(
+                "{name}: exit {} with stdout {:?}",
+                outcome.code, outcome.stdout
+            ));
             continue;
         }
         let found = reported(&outcome.stderr);
         for diagnostic in &found {
-            assert_eq!(diagnostic.file, path.display().to_string(), "{name}: diagnostic names another file");
+            assert_eq!(
+                diagnostic.file,
+                path.display().to_string(),
+                "{name}: diagnostic names another file"
+            );
             let whole_file = diagnostic.line == 0;
-            assert_eq!(diagnostic.column == 0, whole_file, "{name}: a position has a line without a column: {diagnostic:?}");
-            assert!(!diagnostic.message.ends_with('.'), "{name}: message ends with a period: {diagnostic:?}");
+            assert_eq!(
+                diagnostic.column == 0,
+                whole_file,
+                "{name}: a position has a line without a column: {diagnostic:?}"
+            );
+            assert!(
+                !diagnostic.message.ends_with('.'),
+                "{name}: message ends with a period: {diagnostic:?}"
+            );
             let first = diagnostic.message.chars().next().unwrap_or(' ');
-            assert!(first.is_lowercase(), "{name}: message does not start in lowercase: {diagnostic:?}");
+            assert!(
+                first.is_lowercase(),
+                "{name}: message does not start in lowercase: {diagnostic:?}"
+            );
         }
         if let Some(problem) = mismatch(&found, expected) {
             failures.push(format!("{name}:\n{problem}"));
@@ -273,7 +304,13 @@ fn each_broken_file_reports_exactly_its_errors() {
 fn every_broken_file_has_expectations() {
     let mut on_disk: Vec<String> = std::fs::read_dir(flows_dir().join("broken"))
         .expect("tests/flows/broken exists")
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     on_disk.sort();
     let mut listed: Vec<String> = BROKEN.iter().map(|(name, _)| name.to_string()).collect();
@@ -290,13 +327,19 @@ fn a_directory_of_broken_files_reports_every_error_of_every_file() {
     let expected_total: usize = BROKEN.iter().map(|(_, expected)| expected.len()).sum();
     assert_eq!(found.len(), expected_total, "{}", outcome.stderr);
     // Files come in name order, each file's problems in line order.
-    let files: Vec<&str> = found.iter().map(|diagnostic| diagnostic.file.as_str()).collect();
+    let files: Vec<&str> = found
+        .iter()
+        .map(|diagnostic| diagnostic.file.as_str())
+        .collect();
     let mut sorted_files = files.clone();
     sorted_files.sort();
     assert_eq!(files, sorted_files);
     for (name, expected) in BROKEN {
         let path = flows_dir().join("broken").join(name).display().to_string();
-        let in_file: Vec<Reported> = reported(&outcome.stderr).into_iter().filter(|d| d.file == path).collect();
+        let in_file: Vec<Reported> = reported(&outcome.stderr)
+            .into_iter()
+            .filter(|d| d.file == path)
+            .collect();
         let lines: Vec<u64> = in_file.iter().map(|diagnostic| diagnostic.line).collect();
         assert!(lines.is_sorted(), "{name}: {lines:?}");
         assert_eq!(mismatch(&in_file, expected), None, "{name}");
@@ -323,13 +366,20 @@ fn the_scenario_flows_validate_with_one_summary_line_each() {
     // Files given one by one come in the order given; a file given twice is read once.
     let outcome = run(&[fulfillment.clone(), onboarding.clone(), fulfillment.clone()]);
     assert_eq!((outcome.code, outcome.stderr.as_str()), (0, ""));
-    let names: Vec<&str> = outcome.stdout.lines().map(|line| line.split(' ').nth(1).unwrap_or_default()).collect();
+    let names: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .map(|line| line.split(' ').nth(1).unwrap_or_default())
+        .collect();
     assert_eq!(names, ["order-fulfillment", "customer-onboarding"]);
 }
 
 #[test]
 fn one_broken_file_fails_the_run_and_no_summary_is_printed() {
-    let outcome = run(&[flows_dir().join("good"), flows_dir().join("broken/durations.yaml")]);
+    let outcome = run(&[
+        flows_dir().join("good"),
+        flows_dir().join("broken/durations.yaml"),
+    ]);
     assert_eq!(outcome.code, 1);
     assert_eq!(outcome.stdout, "");
     assert_eq!(reported(&outcome.stderr).len(), 4);
@@ -343,7 +393,10 @@ fn directories_list_yaml_files_and_flow_names_must_be_unique() {
     let found = reported(&outcome.stderr);
     // notes.txt and .hidden.yaml are not flow files, so only the duplicate name is reported.
     assert_eq!(found.len(), 1, "{}", outcome.stderr);
-    assert_eq!(found[0].file, dir.join("2-second.yml").display().to_string());
+    assert_eq!(
+        found[0].file,
+        dir.join("2-second.yml").display().to_string()
+    );
     assert_eq!((found[0].line, found[0].column), (2, 7));
     assert_eq!(
         found[0].message,
@@ -371,4 +424,3 @@ fn empty_directories_and_missing_paths_are_errors() {
         )
     );
 }
-

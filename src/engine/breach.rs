@@ -65,7 +65,7 @@ impl Engine {
         instance.steps[step].set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
         if runs.reopen {
             if let Some(within) = definition.within {
-                let due = deadline.due + within;
+                let due = deadline.due.saturating_add(within);
                 instance.steps[step].set_deadline(Some(Deadline {
                     due,
                     seq: self.timers.next_seq(),

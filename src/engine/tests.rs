@@ -809,3 +809,38 @@ steps:
     "#]]
     .assert_eq(&transcript);
 }
+
+#[test]
+fn extreme_event_times_saturate_instead_of_overflowing() {
+    let flow = r#"
+flow: t
+events:
+  Placed: { topic: orders, match: { type: Placed }, key: id, time: at }
+  Done: { topic: orders, match: { type: Done }, key: id, time: at }
+start: Placed
+steps:
+  done: { await: Done, within: 1h }
+deadline: 2h
+stuck_after: 30m
+"#;
+    let transcript = run(
+        &[flow],
+        EngineConfig::default(),
+        r#"
+        0 orders {"type":"Placed","id":"late","at":9223372036854775000}
+        0 orders {"type":"Placed","id":"early","at":-9223372036854775000}
+        0 orders {"type":"Done","id":"early","at":9223372036854775807}
+        until 1h
+        "#,
+    );
+    let kinds: Vec<&str> = transcript
+        .lines()
+        .map(|line| line.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|kind| **kind == "started").count(),
+        2,
+        "{transcript}"
+    );
+    assert!(kinds.contains(&"completed"), "{transcript}");
+}

@@ -5,6 +5,7 @@
 
 use crate::record::Record;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -25,18 +26,47 @@ pub enum DecodeError {
     PayloadNotJson(String),
 }
 
+/// The envelope; small fields stay raw JSON borrowed from the line and are read on demand,
+/// so only the payload is built as a `Value`.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
     topic: Option<Cow<'a, str>>,
     partition: Option<i32>,
     offset: Option<i64>,
-    key: Option<Value>,
-    timestamp: Option<Value>,
-    ts: Option<Value>,
-    headers: Option<Value>,
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow)]
+    headers: Option<&'a RawValue>,
     value: Option<Value>,
     payload: Option<Value>,
+}
+
+/// A raw JSON string or integer as a time; `None` if it is neither or unreadable.
+fn raw_time(raw: &RawValue) -> Option<crate::time::Millis> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        let text: Cow<'_, str> = serde_json::from_str(text).ok()?;
+        crate::time::parse_rfc3339(&text)
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// A raw JSON string or number as a record key; null and other JSON give none.
+fn raw_key(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        serde_json::from_str(text).ok()
+    } else if text.starts_with(|first: char| first == '-' || first.is_ascii_digit()) {
+        Some(text.to_string())
+    } else {
+        None
+    }
 }
 
 /// Decodes one line. `line_number` (1-based) becomes the offset when the line has none, so
@@ -52,25 +82,25 @@ pub fn decode_line(line: &str, line_number: u64) -> Result<Record, DecodeError> 
         .timestamp
         .or(envelope.ts)
         .ok_or(DecodeError::MissingTimestamp)?;
-    let timestamp = crate::time::from_json(&timestamp).ok_or(DecodeError::BadTimestamp)?;
+    let timestamp = raw_time(timestamp).ok_or(DecodeError::BadTimestamp)?;
     let value = match envelope.value.or(envelope.payload) {
         None => return Err(DecodeError::MissingValue),
         Some(Value::String(raw)) => serde_json::from_str(&raw)
             .map_err(|error| DecodeError::PayloadNotJson(error.to_string()))?,
         Some(value) => value,
     };
-    let key = match envelope.key {
-        Some(Value::String(key)) => Some(key),
-        Some(Value::Number(number)) => Some(number.to_string()),
-        _ => None,
-    };
+    let key = envelope.key.and_then(raw_key);
     Ok(Record {
         topic,
         partition: envelope.partition.unwrap_or(0),
         offset: envelope.offset.unwrap_or(line_number as i64),
         key,
         timestamp,
-        headers: envelope.headers.map(headers).unwrap_or_default(),
+        headers: envelope
+            .headers
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .map(headers)
+            .unwrap_or_default(),
         value,
     })
 }
@@ -156,6 +186,18 @@ mod tests {
         assert_eq!(record.value, json!({"type": "OrderPlaced"}));
         let null_key = r#"{"topic":"t","ts":1,"key":null,"payload":"1"}"#;
         assert_eq!(decode_line(null_key, 1).unwrap().key, None);
+        let number_key = r#"{"topic":"t","ts":1,"key":42,"payload":"1"}"#;
+        assert_eq!(
+            decode_line(number_key, 1).unwrap().key.as_deref(),
+            Some("42")
+        );
+        let escaped =
+            r#"{"topic":"t","timestamp":"2026-01-01T00:00:00\u005a","key":"a\"b","value":1}"#;
+        let record = decode_line(escaped, 1).unwrap();
+        assert_eq!(
+            (record.timestamp, record.key.as_deref()),
+            (1_767_225_600_000, Some("a\"b"))
+        );
     }
 
     #[test]

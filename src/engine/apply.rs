@@ -173,11 +173,16 @@ impl Engine {
     }
 
     /// Stuck detection on an event: a stuck period the event proves (after the fact), the
-    /// resolution of a stuck breach that ran actions, and re-arming.
+    /// resolution of a stuck breach that ran actions, and re-arming. Stuck is measured from the
+    /// latest event time, so an event older than that (a late arrival) changes nothing: the
+    /// instance is exactly as quiet as before.
     fn stuck_on_event(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
         let Some(stuck_after) = self.flows[usize::from(instance.flow)].def.stuck_after else {
             return;
         };
+        if time <= instance.last_event {
+            return;
+        }
         if let Some(armed) = instance.stuck.armed() {
             if time > armed.due {
                 instance.stuck.set_armed(None);
@@ -188,25 +193,12 @@ impl Engine {
         }
         if let Some(alerted) = instance.stuck.take_unresolved() {
             let attempt = Some(u32::from(instance.stuck.breaches));
-            let signal = self.signal(
-                instance,
-                SignalKind::Resolved,
-                time,
-                None,
-                Some(Reason::Stuck),
-                attempt,
-                "",
-            );
+            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Stuck), attempt, "");
             self.push_resolved(signal, alerted, out);
         }
-        instance.last_event = instance.last_event.max(time);
-        let due = instance.last_event.saturating_add(stuck_after);
-        if instance.stuck.armed().map(|armed| armed.due) != Some(due) {
-            instance.stuck.set_armed(Some(Deadline {
-                due,
-                seq: self.timers.next_seq(),
-            }));
-        }
+        instance.last_event = time;
+        let due = time.saturating_add(stuck_after);
+        instance.stuck.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
     }
 
     /// Completes an open step at `completion`, signalling a late breach first when the

@@ -195,3 +195,30 @@ fn retention_forgets_ended_instances_so_the_key_can_start_again() {
         "#]],
     );
 }
+
+#[test]
+fn an_event_older_than_the_latest_neither_resolves_nor_rearms_a_stuck_period() {
+    // Stuck counts from the latest event time (10m): one stuck period at 40m, signalled once,
+    // whatever old events arrive afterwards.
+    check(
+        STUCK,
+        r#"
+        0 tickets key=t-1 {"type":"Opened"}
+        10m tickets key=t-1 {"type":"Touched"}
+        45m tickets key=t-2 {"type":"Opened"}
+        # read at 46m, event time 5m: older than the latest event of t-1
+        5m tickets key=t-1 {"type":"Touched"}
+        50m noise {}
+        # a newer event ends the stuck period
+        55m tickets key=t-1 {"type":"Touched"}
+        "#,
+        expect![[r#"
+            0s started t-1 event=Opened
+            40m breached t-1 reason=stuck attempt=1 actions=["ping", "alert"] ALERT
+            40m action t-1 attempt=1 action=ping
+              publish pings key=t-1 "t-1 is quiet (1)"
+            45m started t-2 event=Opened
+            55m resolved t-1 reason=stuck attempt=1 ALERT
+        "#]],
+    );
+}

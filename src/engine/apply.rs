@@ -91,9 +91,7 @@ impl Engine {
             None,
             "",
         );
-        signal.data.event = Some(
-            self.names.events[usize::from(occurrence.flow)][usize::from(occurrence.event)].clone(),
-        );
+        signal.data.event = Some(self.event_name(occurrence.flow, occurrence.event));
         out.push(Output::Emit(signal));
         self.register_links(slot, &mut instance, &occurrence);
         let initial = self.flows[usize::from(occurrence.flow)]
@@ -193,12 +191,23 @@ impl Engine {
         }
         if let Some(alerted) = instance.stuck.take_unresolved() {
             let attempt = Some(u32::from(instance.stuck.breaches));
-            let signal = self.signal(instance, SignalKind::Resolved, time, None, Some(Reason::Stuck), attempt, "");
+            let signal = self.signal(
+                instance,
+                SignalKind::Resolved,
+                time,
+                None,
+                Some(Reason::Stuck),
+                attempt,
+                "",
+            );
             self.push_resolved(signal, alerted, out);
         }
         instance.last_event = time;
         let due = time.saturating_add(stuck_after);
-        instance.stuck.set_armed(Some(Deadline { due, seq: self.timers.next_seq() }));
+        instance.stuck.set_armed(Some(Deadline {
+            due,
+            seq: self.timers.next_seq(),
+        }));
     }
 
     /// Completes an open step at `completion`, signalling a late breach first when the
@@ -393,9 +402,7 @@ impl Engine {
             None,
             "",
         );
-        signal.data.event = Some(
-            self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone(),
-        );
+        signal.data.event = Some(self.event_name(instance.flow, occurrence.event));
         out.push(Output::Emit(signal));
         self.resolve_deadline(instance, occurrence.time, out);
     }
@@ -497,8 +504,22 @@ impl Engine {
         attempt: u32,
         out: &mut Vec<Output>,
     ) {
+        let mut signal = self.breach_signal(instance, step, reason, due, attempt);
+        signal.data.after_the_fact = Some(true);
+        out.push(Output::Emit(signal));
+    }
+
+    /// A `breached` signal (counted), before its actions are known.
+    pub(super) fn breach_signal(
+        &mut self,
+        instance: &Instance,
+        step: Option<usize>,
+        reason: Reason,
+        due: Millis,
+        attempt: u32,
+    ) -> Signal {
         self.stats.breaches += 1;
-        let mut signal = self.signal(
+        self.signal(
             instance,
             SignalKind::Breached,
             due,
@@ -506,9 +527,12 @@ impl Engine {
             Some(reason),
             Some(attempt),
             "",
-        );
-        signal.data.after_the_fact = Some(true);
-        out.push(Output::Emit(signal));
+        )
+    }
+
+    /// The interned name of an event, for `data.event`.
+    pub(super) fn event_name(&self, flow: u16, event: u16) -> Arc<str> {
+        self.names.events[usize::from(flow)][usize::from(event)].clone()
     }
 
     /// A resolution goes to the alerts topic when the breach it resolves did.
@@ -541,9 +565,7 @@ impl Engine {
             None,
             &discriminator,
         );
-        signal.data.event = Some(
-            self.names.events[usize::from(instance.flow)][usize::from(occurrence.event)].clone(),
-        );
+        signal.data.event = Some(self.event_name(instance.flow, occurrence.event));
         out.push(Output::Emit(signal));
     }
 

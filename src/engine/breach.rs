@@ -2,7 +2,7 @@
 //! expiry, and the actions a breach runs (SPEC 1.6): the built-in `alert`, declared actions,
 //! retries that re-open a step's window, and what runs once a retry's attempts are spent.
 
-use super::instance::{Deadline, DueWhat, Instance, Status, SCOPE_DEADLINE, SCOPE_STUCK};
+use super::instance::{Deadline, DueWhat, Instance, Status, Watch, SCOPE_DEADLINE, SCOPE_STUCK};
 use super::signal::{Reason, SignalKind};
 use super::timers::TimerKey;
 use super::{ActionRecord, Engine, Output};
@@ -40,8 +40,12 @@ impl Engine {
             if deadline.key() == key {
                 match what {
                     DueWhat::Step(step) => self.step_breached(&mut instance, step, deadline, out),
-                    DueWhat::Deadline => self.deadline_breached(&mut instance, deadline, out),
-                    DueWhat::Stuck => self.stuck_breached(&mut instance, deadline, out),
+                    DueWhat::Deadline => {
+                        self.instance_breached(&mut instance, Reason::Deadline, deadline, out)
+                    }
+                    DueWhat::Stuck => {
+                        self.instance_breached(&mut instance, Reason::Stuck, deadline, out)
+                    }
                 }
             }
         }
@@ -83,61 +87,32 @@ impl Engine {
         );
     }
 
-    fn deadline_breached(
+    /// The instance deadline or stuck detection fired (`reason` says which).
+    fn instance_breached(
         &mut self,
         instance: &mut Instance,
+        reason: Reason,
         deadline: Deadline,
         out: &mut Vec<Output>,
     ) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
-        instance.deadline.set_armed(None);
-        instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
-        let attempt = u32::from(instance.deadline.breaches);
-        let runs = self.run_actions(
-            instance,
-            &definition.on_deadline,
-            SCOPE_DEADLINE,
-            deadline.due,
-        );
-        instance
-            .deadline
-            .set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
-        self.emit_breach(
-            instance,
-            None,
-            Reason::Deadline,
-            deadline.due,
-            attempt,
-            runs,
-            out,
-        );
-    }
-
-    fn stuck_breached(
-        &mut self,
-        instance: &mut Instance,
-        deadline: Deadline,
-        out: &mut Vec<Output>,
-    ) {
-        let flows = self.flows.clone();
-        let definition = &flows[usize::from(instance.flow)].def;
-        instance.stuck.set_armed(None);
-        instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
-        let attempt = u32::from(instance.stuck.breaches);
-        let runs = self.run_actions(instance, &definition.on_stuck, SCOPE_STUCK, deadline.due);
-        instance
-            .stuck
-            .set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
-        self.emit_breach(
-            instance,
-            None,
-            Reason::Stuck,
-            deadline.due,
-            attempt,
-            runs,
-            out,
-        );
+        let (list, scope) = match reason {
+            Reason::Deadline => (&definition.on_deadline, SCOPE_DEADLINE),
+            _ => (&definition.on_stuck, SCOPE_STUCK),
+        };
+        fn watch(instance: &mut Instance, reason: Reason) -> &mut Watch {
+            match reason {
+                Reason::Deadline => &mut instance.deadline,
+                _ => &mut instance.stuck,
+            }
+        }
+        watch(instance, reason).set_armed(None);
+        watch(instance, reason).breaches = watch(instance, reason).breaches.saturating_add(1);
+        let attempt = u32::from(watch(instance, reason).breaches);
+        let runs = self.run_actions(instance, list, scope, deadline.due);
+        watch(instance, reason).set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
+        self.emit_breach(instance, None, reason, deadline.due, attempt, runs, out);
     }
 
     /// Emits the breach, then one `action` signal and one record per declared action run.
@@ -152,16 +127,7 @@ impl Engine {
         runs: ActionRuns,
         out: &mut Vec<Output>,
     ) {
-        self.stats.breaches += 1;
-        let mut breach = self.signal(
-            instance,
-            SignalKind::Breached,
-            due,
-            step,
-            Some(reason),
-            Some(attempt),
-            "",
-        );
+        let mut breach = self.breach_signal(instance, step, reason, due, attempt);
         breach.data.actions = runs.names;
         breach.alert = runs.alert;
         out.push(Output::Emit(breach));

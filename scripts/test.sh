@@ -33,3 +33,5 @@ bench/replay --quick
 
 echo
 echo "all tests passed"
+# One plain closing line with the totals of every cargo test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/cargo-test.log

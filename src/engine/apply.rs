@@ -53,6 +53,7 @@ impl Engine {
         let mut instance = Instance {
             flow: occurrence.flow,
             status: Status::Open,
+            received: 1,
             key: Box::from(&*occurrence.key),
             started,
             last_event: started,
@@ -120,6 +121,7 @@ impl Engine {
             return;
         };
         let timer = instance.timer_key();
+        instance.received = instance.received.wrapping_add(1);
         let role = self.flows[usize::from(instance.flow)].roles[usize::from(occurrence.event)];
         if let Some(id) = occurrence.id {
             if !instance.record_id(id) {
@@ -551,10 +553,11 @@ impl Engine {
     ) {
         let origin = &occurrence.origin;
         let discriminator = format!(
-            "{}/{}/{}",
+            "{}/{}/{}#{}",
             self.topics.topic_name(origin.topic),
             origin.partition,
-            origin.offset
+            origin.offset,
+            instance.received
         );
         let mut signal = self.signal(
             instance,

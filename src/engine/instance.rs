@@ -250,6 +250,9 @@ pub struct Instance {
     /// Index of its flow.
     pub flow: u16,
     pub status: Status,
+    /// Events routed to this instance so far, duplicates and late ones included; makes the ids
+    /// of deviations unique even when one record is delivered several times.
+    pub received: u32,
     /// The business key.
     pub key: Box<str>,
     /// Start time T0.
@@ -420,6 +423,7 @@ mod payload_tests {
         let mut instance = Instance {
             flow: 0,
             status: Status::Open,
+            received: 0,
             key: "k".into(),
             started: 0,
             last_event: 0,

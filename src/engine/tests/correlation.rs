@@ -208,3 +208,32 @@ steps:
     "#]]
     .assert_eq(&transcript);
 }
+
+#[test]
+fn a_record_delivered_three_times_gives_deviations_with_distinct_ids() {
+    let flow = parse_flow_file(std::path::Path::new("t.yaml"), ORDER).unwrap();
+    let mut engine = Engine::new(vec![Flow::new(flow)], EngineConfig::default());
+    let record = |offset: i64, value: &str| Record {
+        topic: "orders".into(),
+        partition: 0,
+        offset,
+        key: None,
+        timestamp: 0,
+        headers: Vec::new(),
+        value: serde_json::from_str(value).unwrap(),
+    };
+    let placed = record(7, r#"{"type":"Placed","id":"o-1","eid":"e1"}"#);
+    let mut outputs = Vec::new();
+    for _ in 0..3 {
+        engine.handle(Input::RecordReceived(&placed), &mut outputs);
+    }
+    let ids: Vec<&str> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Emit(signal) if signal.kind == SignalKind::Deviation => Some(signal.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}

@@ -42,14 +42,8 @@ impl Engine {
         let flow = &self.flows[usize::from(occurrence.flow)];
         let definition = &flow.def;
         let started = occurrence.time;
-        let deadline = definition.deadline.map(|after| Deadline {
-            due: started.saturating_add(after),
-            seq: self.timers.next_seq(),
-        });
-        let stuck = definition.stuck_after.map(|after| Deadline {
-            due: started.saturating_add(after),
-            seq: self.timers.next_seq(),
-        });
+        let deadline = definition.deadline.map(|_| self.timers.next_seq());
+        let stuck = definition.stuck_after.map(|_| self.timers.next_seq());
         let mut instance = Instance {
             flow: occurrence.flow,
             status: Status::Open,
@@ -58,8 +52,8 @@ impl Engine {
             started,
             last_event: started,
             steps: vec![StepState::waiting(); definition.steps.len()].into_boxed_slice(),
-            deadline: Watch::armed_at(deadline),
-            stuck: Watch::armed_at(stuck),
+            deadline: Watch::armed_with(deadline),
+            stuck: Watch::armed_with(stuck),
             seen_ids: occurrence.id.into_iter().collect(),
             payloads: None,
             extras: None,
@@ -120,7 +114,7 @@ impl Engine {
         let Some(mut instance) = self.instances[slot as usize].take() else {
             return;
         };
-        let timer = instance.timer_key();
+        let timer = self.timer_key(&instance);
         instance.received = instance.received.wrapping_add(1);
         let role = self.flows[usize::from(instance.flow)].roles[usize::from(occurrence.event)];
         if let Some(id) = occurrence.id {
@@ -177,15 +171,14 @@ impl Engine {
     /// latest event time, so an event older than that (a late arrival) changes nothing: the
     /// instance is exactly as quiet as before.
     fn stuck_on_event(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
-        let Some(stuck_after) = self.flows[usize::from(instance.flow)].def.stuck_after else {
-            return;
-        };
-        if time <= instance.last_event {
+        let flows = self.flows.clone();
+        let definition = &flows[usize::from(instance.flow)].def;
+        if definition.stuck_after.is_none() || time <= instance.last_event {
             return;
         }
-        if let Some(armed) = instance.stuck.armed() {
+        if let Some(armed) = instance.stuck_due(definition) {
             if time > armed.due {
-                instance.stuck.set_armed(None);
+                instance.stuck.disarm();
                 instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
                 let attempt = u32::from(instance.stuck.breaches);
                 self.after_the_fact(instance, None, Reason::Stuck, armed.due, attempt, out);
@@ -205,11 +198,7 @@ impl Engine {
             self.push_resolved(signal, alerted, out);
         }
         instance.last_event = time;
-        let due = time.saturating_add(stuck_after);
-        instance.stuck.set_armed(Some(Deadline {
-            due,
-            seq: self.timers.next_seq(),
-        }));
+        instance.stuck.arm(self.timers.next_seq());
     }
 
     /// Completes an open step at `completion`, signalling a late breach first when the
@@ -221,7 +210,10 @@ impl Engine {
         completion: Millis,
         out: &mut Vec<Output>,
     ) {
-        if let Some(deadline) = instance.steps[step].take_deadline() {
+        let flows = self.flows.clone();
+        let armed = instance.step_deadline(&flows[usize::from(instance.flow)].def, step);
+        instance.steps[step].disarm();
+        if let Some(deadline) = armed {
             if completion > deadline.due {
                 instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
                 let attempt = u32::from(instance.steps[step].breaches);
@@ -342,12 +334,9 @@ impl Engine {
         }
         let pending = instance.steps[step].pending();
         instance.steps[step].open(at);
-        if let Some(within) = definition.within {
-            let deadline = Deadline {
-                due: at.saturating_add(within),
-                seq: self.timers.next_seq(),
-            };
-            instance.steps[step].set_deadline(Some(deadline));
+        if definition.within.is_some() {
+            let seq = self.timers.next_seq();
+            instance.steps[step].arm(seq);
         }
         if let Some(pending) = pending {
             self.complete_step(instance, step, pending.max(at), out);
@@ -417,24 +406,28 @@ impl Engine {
         time: Millis,
         out: &mut Vec<Output>,
     ) {
-        let mut passed: Vec<(Deadline, Option<usize>)> = instance
-            .steps
-            .iter()
-            .enumerate()
-            .filter_map(|(index, step)| {
-                step.deadline()
+        let flows = self.flows.clone();
+        let definition = &flows[usize::from(instance.flow)].def;
+        let mut passed: Vec<(Deadline, Option<usize>)> = (0..instance.steps.len())
+            .filter_map(|index| {
+                instance
+                    .step_deadline(definition, index)
                     .filter(|d| d.due < time)
                     .map(|d| (d, Some(index)))
             })
             .collect();
-        if let Some(deadline) = instance.deadline.armed().filter(|d| d.due < time) {
+        let retention = self.config.retention;
+        if let Some(deadline) = instance
+            .deadline_due(definition, retention)
+            .filter(|d| d.due < time)
+        {
             passed.push((deadline, None));
         }
         passed.sort_by_key(|(deadline, _)| deadline.key());
         for (deadline, step) in passed {
             match step {
                 Some(step) => {
-                    instance.steps[step].set_deadline(None);
+                    instance.steps[step].disarm();
                     instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
                     let attempt = u32::from(instance.steps[step].breaches);
                     self.after_the_fact(
@@ -447,7 +440,7 @@ impl Engine {
                     );
                 }
                 None => {
-                    instance.deadline.set_armed(None);
+                    instance.deadline.disarm();
                     instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
                     let attempt = u32::from(instance.deadline.breaches);
                     self.after_the_fact(
@@ -486,14 +479,10 @@ impl Engine {
         instance.last_event = at;
         self.open_instances -= 1;
         for step in instance.steps.iter_mut() {
-            step.set_deadline(None);
+            step.disarm();
         }
-        instance.stuck.set_armed(None);
-        let due = at.saturating_add(self.config.retention);
-        instance.deadline.set_armed(Some(Deadline {
-            due,
-            seq: self.timers.next_seq(),
-        }));
+        instance.stuck.disarm();
+        instance.deadline.arm(self.timers.next_seq());
     }
 
     /// A breach noticed only when a later event arrived: signalled with no actions.
@@ -594,10 +583,18 @@ impl Engine {
         instance: Instance,
         mut timer: Option<super::timers::TimerKey>,
     ) {
-        let next = instance.timer_key();
+        let next = self.timer_key(&instance);
         self.timers
             .reschedule(&mut timer, next, super::timers::TimerTarget::Instance(slot));
         self.instances[slot as usize] = Some(instance);
+    }
+
+    /// The instance's entry in the timer queue (its earliest armed deadline).
+    pub(super) fn timer_key(&self, instance: &Instance) -> Option<super::timers::TimerKey> {
+        instance.timer_key(
+            &self.flows[usize::from(instance.flow)].def,
+            self.config.retention,
+        )
     }
 
     /// Builds an instance-level signal with the required data and a deterministic id.

@@ -36,7 +36,8 @@ impl Engine {
             self.purge(slot, instance);
             return;
         }
-        if let Some((deadline, what)) = instance.next_due() {
+        let definition = &self.flows[usize::from(instance.flow)].def;
+        if let Some((deadline, what)) = instance.next_due(definition, self.config.retention) {
             if deadline.key() == key {
                 match what {
                     DueWhat::Step(step) => self.step_breached(&mut instance, step, deadline, out),
@@ -62,19 +63,16 @@ impl Engine {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def.steps[step];
         let state = &mut instance.steps[step];
-        state.set_deadline(None);
+        state.disarm();
         state.breaches = state.breaches.saturating_add(1);
         let attempt = u32::from(state.breaches);
         let runs = self.run_actions(instance, &definition.on_breach, step as u16, deadline.due);
         instance.steps[step].set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
-        if runs.reopen {
-            if let Some(within) = definition.within {
-                let due = deadline.due.saturating_add(within);
-                instance.steps[step].set_deadline(Some(Deadline {
-                    due,
-                    seq: self.timers.next_seq(),
-                }));
-            }
+        if runs.reopen && definition.within.is_some() {
+            // The new window's deadline is the old one + within: `StepState::deadline` derives
+            // it from the breach count just incremented.
+            let seq = self.timers.next_seq();
+            instance.steps[step].arm(seq);
         }
         self.emit_breach(
             instance,
@@ -107,7 +105,7 @@ impl Engine {
                 _ => &mut instance.stuck,
             }
         }
-        watch(instance, reason).set_armed(None);
+        watch(instance, reason).disarm();
         watch(instance, reason).breaches = watch(instance, reason).breaches.saturating_add(1);
         let attempt = u32::from(watch(instance, reason).breaches);
         let runs = self.run_actions(instance, list, scope, deadline.due);

@@ -7,6 +7,7 @@
 //! `breach`.
 
 use super::timers::TimerKey;
+use crate::flow::FlowDef;
 use crate::time::Millis;
 
 /// Sentinel for "no time" in packed fields.
@@ -37,13 +38,13 @@ pub enum StepStatus {
     Skipped,
 }
 
-/// A deadline that may be armed: when it is due, and its setting order for ties.
+/// An armed deadline: when it is due, and its setting order for ties.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline {
     /// Fire time; the deadline is breached when the clock passes it.
     pub due: Millis,
     /// Setting order (see `Timers::next_seq`).
-    pub seq: u64,
+    pub seq: u32,
 }
 
 impl Deadline {
@@ -53,36 +54,43 @@ impl Deadline {
     }
 }
 
-/// Whether the latest breach ran actions that are not yet resolved, packed in a byte.
-fn pack_unresolved(unresolved: Option<bool>) -> u8 {
-    match unresolved {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    }
-}
+/// Flag bit: the deadline is armed.
+const ARMED: u8 = 1;
+/// Flag bits 1-2: the latest breach ran actions that are not resolved yet (1: without
+/// `alert`, 2: with `alert`).
+const UNRESOLVED_SHIFT: u8 = 1;
 
-fn unpack_unresolved(packed: u8) -> Option<bool> {
-    match packed {
+fn unresolved_of(flags: u8) -> Option<bool> {
+    match (flags >> UNRESOLVED_SHIFT) & 3 {
         0 => None,
         1 => Some(false),
         _ => Some(true),
     }
 }
 
-/// One step of one instance (32 bytes).
+fn with_unresolved(flags: u8, unresolved: Option<bool>) -> u8 {
+    let bits = match unresolved {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    (flags & !(3 << UNRESOLVED_SHIFT)) | (bits << UNRESOLVED_SHIFT)
+}
+
+/// One step of one instance (16 bytes). Its deadline is not stored: while armed it is
+/// `opened + within × (breaches + 1)`, because every breach that leaves the window armed is a
+/// retry that re-opened it from the old deadline.
 #[derive(Clone, Debug)]
 pub struct StepState {
     /// Waiting: time of an `await` event that arrived early (or none); open: when it opened;
     /// complete or skipped: when it completed.
     at: Millis,
-    /// The armed SLA deadline, or none.
-    due: Millis,
-    seq: u64,
+    /// Setting order of the armed deadline.
+    seq: u32,
     /// Breaches signalled so far (numbers the next one).
     pub breaches: u16,
     pub status: StepStatus,
-    unresolved: u8,
+    flags: u8,
 }
 
 impl StepState {
@@ -90,11 +98,10 @@ impl StepState {
     pub fn waiting() -> StepState {
         StepState {
             at: NONE,
-            due: NONE,
             seq: 0,
             breaches: 0,
             status: StepStatus::Waiting,
-            unresolved: 0,
+            flags: 0,
         }
     }
 
@@ -103,24 +110,30 @@ impl StepState {
         matches!(self.status, StepStatus::Complete | StepStatus::Skipped)
     }
 
-    /// The armed deadline of the current window.
-    pub fn deadline(&self) -> Option<Deadline> {
-        (self.due != NONE).then_some(Deadline {
-            due: self.due,
-            seq: self.seq,
-        })
+    /// The armed deadline of the current window, given the step's `within`.
+    pub fn deadline(&self, within: Option<Millis>) -> Option<Deadline> {
+        if self.flags & ARMED == 0 || self.status != StepStatus::Open {
+            return None;
+        }
+        let windows = i64::from(self.breaches) + 1;
+        let due = self.at.saturating_add(within?.saturating_mul(windows));
+        Some(Deadline { due, seq: self.seq })
     }
 
-    /// Arms or disarms the window's deadline.
-    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
-        (self.due, self.seq) = deadline.map_or((NONE, 0), |deadline| (deadline.due, deadline.seq));
+    /// Arms the current window's deadline with its setting order.
+    pub fn arm(&mut self, seq: u32) {
+        self.flags |= ARMED;
+        self.seq = seq;
     }
 
-    /// Disarms and returns the deadline.
-    pub fn take_deadline(&mut self) -> Option<Deadline> {
-        let deadline = self.deadline();
-        self.set_deadline(None);
-        deadline
+    /// Disarms the deadline.
+    pub fn disarm(&mut self) {
+        self.flags &= !ARMED;
+    }
+
+    /// Re-numbers the setting order of an armed deadline (see `Engine::renumber_timers`).
+    pub fn set_seq(&mut self, seq: u32) {
+        self.seq = seq;
     }
 
     /// Time of an early `await` event of a waiting step.
@@ -149,79 +162,85 @@ impl StepState {
         self.at = at;
     }
 
-    /// Marks the step complete (or skipped) at `at`.
+    /// Marks the step complete (or skipped) at `at`; its deadline is disarmed.
     pub fn finish(&mut self, status: StepStatus, at: Millis) {
         self.status = status;
         self.at = at;
+        self.disarm();
     }
 
     /// Set when the latest breach ran actions not yet resolved; true if `alert` was among them.
     pub fn unresolved(&self) -> Option<bool> {
-        unpack_unresolved(self.unresolved)
+        unresolved_of(self.flags)
     }
 
     /// Records whether the latest breach ran actions.
     pub fn set_unresolved(&mut self, unresolved: Option<bool>) {
-        self.unresolved = pack_unresolved(unresolved);
+        self.flags = with_unresolved(self.flags, unresolved);
     }
 }
 
-/// Instance-level timer state (deadline or stuck detection), 24 bytes.
-#[derive(Clone, Debug)]
+/// Instance-level timer state (deadline or stuck detection), 8 bytes. The due time is derived
+/// from the instance: `started + deadline`, `last_event + stuck_after`, or, once ended,
+/// `ended + retention`.
+#[derive(Clone, Debug, Default)]
 pub struct Watch {
-    due: Millis,
-    seq: u64,
+    seq: u32,
     /// Breaches signalled so far.
     pub breaches: u16,
-    unresolved: u8,
-}
-
-impl Default for Watch {
-    fn default() -> Self {
-        Watch {
-            due: NONE,
-            seq: 0,
-            breaches: 0,
-            unresolved: 0,
-        }
-    }
+    flags: u8,
 }
 
 impl Watch {
-    /// A watch armed at `deadline` (or not).
-    pub fn armed_at(deadline: Option<Deadline>) -> Watch {
+    /// A watch armed with this setting order, or not armed.
+    pub fn armed_with(seq: Option<u32>) -> Watch {
         let mut watch = Watch::default();
-        watch.set_armed(deadline);
+        if let Some(seq) = seq {
+            watch.arm(seq);
+        }
         watch
     }
 
-    /// The armed deadline, if any.
-    pub fn armed(&self) -> Option<Deadline> {
-        (self.due != NONE).then_some(Deadline {
-            due: self.due,
-            seq: self.seq,
-        })
+    /// Whether it is armed.
+    pub fn is_armed(&self) -> bool {
+        self.flags & ARMED != 0
     }
 
-    /// Arms or disarms.
-    pub fn set_armed(&mut self, deadline: Option<Deadline>) {
-        (self.due, self.seq) = deadline.map_or((NONE, 0), |deadline| (deadline.due, deadline.seq));
+    /// Setting order of the armed deadline.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Arms with a setting order.
+    pub fn arm(&mut self, seq: u32) {
+        self.flags |= ARMED;
+        self.seq = seq;
+    }
+
+    /// Disarms.
+    pub fn disarm(&mut self) {
+        self.flags &= !ARMED;
+    }
+
+    /// Re-numbers the setting order (see `Engine::renumber_timers`).
+    pub fn set_seq(&mut self, seq: u32) {
+        self.seq = seq;
     }
 
     /// Set when the latest breach ran actions not yet resolved; true if `alert` was among them.
     pub fn unresolved(&self) -> Option<bool> {
-        unpack_unresolved(self.unresolved)
+        unresolved_of(self.flags)
     }
 
     /// Records whether the latest breach ran actions.
     pub fn set_unresolved(&mut self, unresolved: Option<bool>) {
-        self.unresolved = pack_unresolved(unresolved);
+        self.flags = with_unresolved(self.flags, unresolved);
     }
 
     /// Takes the unresolved flag, leaving none.
     pub fn take_unresolved(&mut self) -> Option<bool> {
         let unresolved = self.unresolved();
-        self.unresolved = 0;
+        self.set_unresolved(None);
         unresolved
     }
 }
@@ -279,15 +298,47 @@ pub const SCOPE_DEADLINE: u16 = u16::MAX;
 pub const SCOPE_STUCK: u16 = u16::MAX - 1;
 
 impl Instance {
+    /// The armed deadline of a step.
+    pub fn step_deadline(&self, flow: &FlowDef, step: usize) -> Option<Deadline> {
+        self.steps[step].deadline(flow.steps[step].within)
+    }
+
+    /// The armed instance deadline while open; once ended, the retention expiry.
+    pub fn deadline_due(&self, flow: &FlowDef, retention: Millis) -> Option<Deadline> {
+        if !self.deadline.is_armed() {
+            return None;
+        }
+        let due = match self.status {
+            Status::Open => self.started.saturating_add(flow.deadline?),
+            Status::Completed | Status::Failed => self.last_event.saturating_add(retention),
+        };
+        Some(Deadline {
+            due,
+            seq: self.deadline.seq(),
+        })
+    }
+
+    /// The armed stuck deadline.
+    pub fn stuck_due(&self, flow: &FlowDef) -> Option<Deadline> {
+        if !self.stuck.is_armed() || self.status != Status::Open {
+            return None;
+        }
+        let due = self.last_event.saturating_add(flow.stuck_after?);
+        Some(Deadline {
+            due,
+            seq: self.stuck.seq(),
+        })
+    }
+
     /// The earliest armed deadline and which one it is.
-    pub fn next_due(&self) -> Option<(Deadline, DueWhat)> {
-        let steps = self.steps.iter().enumerate().filter_map(|(index, step)| {
-            step.deadline()
+    pub fn next_due(&self, flow: &FlowDef, retention: Millis) -> Option<(Deadline, DueWhat)> {
+        let steps = (0..self.steps.len()).filter_map(|index| {
+            self.step_deadline(flow, index)
                 .map(|deadline| (deadline, DueWhat::Step(index)))
         });
         let instance = [
-            (self.deadline.armed(), DueWhat::Deadline),
-            (self.stuck.armed(), DueWhat::Stuck),
+            (self.deadline_due(flow, retention), DueWhat::Deadline),
+            (self.stuck_due(flow), DueWhat::Stuck),
         ]
         .into_iter()
         .filter_map(|(armed, what)| armed.map(|deadline| (deadline, what)));
@@ -297,8 +348,9 @@ impl Instance {
     }
 
     /// The instance's entry in the timer queue: its earliest armed deadline.
-    pub fn timer_key(&self) -> Option<TimerKey> {
-        self.next_due().map(|(deadline, _)| deadline.key())
+    pub fn timer_key(&self, flow: &FlowDef, retention: Millis) -> Option<TimerKey> {
+        self.next_due(flow, retention)
+            .map(|(deadline, _)| deadline.key())
     }
 
     /// Records an event id hash; false if it was already recorded.
@@ -404,13 +456,9 @@ mod tests {
 
     #[test]
     fn the_state_stays_compact() {
-        assert_eq!(std::mem::size_of::<StepState>(), 32);
-        assert_eq!(std::mem::size_of::<Watch>(), 24);
-        assert!(
-            std::mem::size_of::<Option<Instance>>() <= 144,
-            "{}",
-            std::mem::size_of::<Option<Instance>>()
-        );
+        assert_eq!(std::mem::size_of::<StepState>(), 16);
+        assert_eq!(std::mem::size_of::<Watch>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Instance>>(), 112);
     }
 }
 

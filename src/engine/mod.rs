@@ -12,6 +12,7 @@ mod breach;
 pub mod correlate;
 pub mod instance;
 mod orphans;
+mod renumber;
 pub mod signal;
 pub mod timers;
 
@@ -247,6 +248,9 @@ impl Engine {
                 self.fire_due(out);
             }
             Input::ActionHorizonSet(time) => self.action_horizon = time,
+        }
+        if self.timers.needs_renumbering() {
+            self.renumber_timers();
         }
     }
 

@@ -18,7 +18,7 @@ pub(super) struct OrphanGroup {
     /// Time of the first held event.
     first: Millis,
     events: Vec<Occurrence<'static>>,
-    timer: Option<TimerKey>,
+    pub(super) timer: Option<TimerKey>,
 }
 
 impl Engine {

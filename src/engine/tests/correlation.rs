@@ -230,7 +230,9 @@ fn a_record_delivered_three_times_gives_deviations_with_distinct_ids() {
     let ids: Vec<&str> = outputs
         .iter()
         .filter_map(|output| match output {
-            Output::Emit(signal) if signal.kind == SignalKind::Deviation => Some(signal.id.as_str()),
+            Output::Emit(signal) if signal.kind == SignalKind::Deviation => {
+                Some(signal.id.as_str())
+            }
             _ => None,
         })
         .collect();

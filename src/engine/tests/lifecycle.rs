@@ -258,3 +258,28 @@ stuck_after: 30m
     );
     assert!(kinds.contains(&"completed"), "{transcript}");
 }
+
+#[test]
+fn renumbering_the_timer_order_changes_nothing() {
+    // Ties at 10m and 4h between two instances, retries re-opening windows, orphans: with the
+    // setting order renumbered after nearly every input, the transcript is the same.
+    let script = r#"
+        0 orders {"type":"Placed","id":"o-2","eid":"e1","total":5}
+        0 orders {"type":"Placed","id":"o-1","eid":"e2"}
+        1m stock {"type":"Reserved","id":"o-2","eid":"e3"}
+        2m pay {"type":"Charged","pid":"p-2","eid":"e4"}
+        3m stock {"type":"Reserved","id":"o-9","eid":"e5"}
+        40m pay {"type":"PayRequested","id":"o-2","pid":"p-2","eid":"e6"}
+        41m pay {"type":"Charged","pid":"p-3","eid":"e7"}
+        until 5h
+        "#;
+    let normal = run(&[ORDER], EngineConfig::default(), script);
+    for threshold in [1, 2, 5] {
+        assert_eq!(
+            run_with(&[ORDER], EngineConfig::default(), script, Some(threshold)),
+            normal
+        );
+    }
+    assert!(normal.contains("breached o-2 step=payment"), "{normal}");
+    assert!(normal.contains("orphaned o-9"), "{normal}");
+}

@@ -42,6 +42,16 @@ fn render_time(millis: Millis) -> String {
 }
 
 pub(super) fn run(flows: &[&str], config: EngineConfig, script: &str) -> String {
+    run_with(flows, config, script, None)
+}
+
+/// Like [`run`], renumbering the timers' setting order whenever it passes `renumber_above`.
+pub(super) fn run_with(
+    flows: &[&str],
+    config: EngineConfig,
+    script: &str,
+    renumber_above: Option<u32>,
+) -> String {
     let flows = flows
         .iter()
         .enumerate()
@@ -52,6 +62,9 @@ pub(super) fn run(flows: &[&str], config: EngineConfig, script: &str) -> String 
         })
         .collect();
     let mut engine = Engine::new(flows, config);
+    if let Some(threshold) = renumber_above {
+        engine.timers.set_renumber_above(threshold);
+    }
     let mut outputs = Vec::new();
     let mut transcript = String::new();
     for (line_number, line) in script.lines().enumerate() {

@@ -184,19 +184,7 @@ impl Engine {
                 self.after_the_fact(instance, None, Reason::Stuck, armed.due, attempt, out);
             }
         }
-        if let Some(alerted) = instance.stuck.take_unresolved() {
-            let attempt = Some(u32::from(instance.stuck.breaches));
-            let signal = self.signal(
-                instance,
-                SignalKind::Resolved,
-                time,
-                None,
-                Some(Reason::Stuck),
-                attempt,
-                "",
-            );
-            self.push_resolved(signal, alerted, out);
-        }
+        self.resolve_watch(instance, Reason::Stuck, time, out);
         instance.last_event = time;
         instance.stuck.arm(self.timers.next_seq());
     }
@@ -372,7 +360,7 @@ impl Engine {
             None,
             "",
         )));
-        self.resolve_deadline(instance, completion, out);
+        self.resolve_watch(instance, Reason::Deadline, completion, out);
     }
 
     fn fail(
@@ -395,7 +383,7 @@ impl Engine {
         );
         signal.data.event = Some(self.event_name(instance.flow, occurrence.event));
         out.push(Output::Emit(signal));
-        self.resolve_deadline(instance, occurrence.time, out);
+        self.resolve_watch(instance, Reason::Deadline, occurrence.time, out);
     }
 
     /// Signals, without actions and in deadline order, every armed step deadline and the
@@ -456,15 +444,23 @@ impl Engine {
         }
     }
 
-    fn resolve_deadline(&mut self, instance: &mut Instance, time: Millis, out: &mut Vec<Output>) {
-        if let Some(alerted) = instance.deadline.take_unresolved() {
-            let attempt = Some(u32::from(instance.deadline.breaches));
+    /// Emits `resolved` for the instance deadline or stuck breach (`reason`) if it ran actions
+    /// and was not resolved yet.
+    fn resolve_watch(
+        &mut self,
+        instance: &mut Instance,
+        reason: Reason,
+        time: Millis,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(alerted) = instance.watch_mut(reason).take_unresolved() {
+            let attempt = Some(u32::from(instance.watch_mut(reason).breaches));
             let signal = self.signal(
                 instance,
                 SignalKind::Resolved,
                 time,
                 None,
-                Some(Reason::Deadline),
+                Some(reason),
                 attempt,
                 "",
             );

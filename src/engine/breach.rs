@@ -2,7 +2,7 @@
 //! expiry, and the actions a breach runs (SPEC 1.6): the built-in `alert`, declared actions,
 //! retries that re-open a step's window, and what runs once a retry's attempts are spent.
 
-use super::instance::{Deadline, DueWhat, Instance, Status, Watch, SCOPE_DEADLINE, SCOPE_STUCK};
+use super::instance::{Deadline, DueWhat, Instance, Status, SCOPE_DEADLINE, SCOPE_STUCK};
 use super::signal::{Reason, SignalKind};
 use super::timers::TimerKey;
 use super::{ActionRecord, Engine, Output};
@@ -99,17 +99,13 @@ impl Engine {
             Reason::Deadline => (&definition.on_deadline, SCOPE_DEADLINE),
             _ => (&definition.on_stuck, SCOPE_STUCK),
         };
-        fn watch(instance: &mut Instance, reason: Reason) -> &mut Watch {
-            match reason {
-                Reason::Deadline => &mut instance.deadline,
-                _ => &mut instance.stuck,
-            }
-        }
-        watch(instance, reason).disarm();
-        watch(instance, reason).breaches = watch(instance, reason).breaches.saturating_add(1);
-        let attempt = u32::from(watch(instance, reason).breaches);
+        let watch = instance.watch_mut(reason);
+        watch.disarm();
+        watch.breaches = watch.breaches.saturating_add(1);
+        let attempt = u32::from(watch.breaches);
         let runs = self.run_actions(instance, list, scope, deadline.due);
-        watch(instance, reason).set_unresolved((!runs.names.is_empty()).then_some(runs.alert));
+        let ran = (!runs.names.is_empty()).then_some(runs.alert);
+        instance.watch_mut(reason).set_unresolved(ran);
         self.emit_breach(instance, None, reason, deadline.due, attempt, runs, out);
     }
 

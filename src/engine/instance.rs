@@ -6,6 +6,7 @@
 //! Pure data plus the small queries the engine needs; the transitions live in `apply` and
 //! `breach`.
 
+use super::signal::Reason;
 use super::timers::TimerKey;
 use crate::flow::FlowDef;
 use crate::time::Millis;
@@ -298,6 +299,14 @@ pub const SCOPE_DEADLINE: u16 = u16::MAX;
 pub const SCOPE_STUCK: u16 = u16::MAX - 1;
 
 impl Instance {
+    /// The instance-level watch of a breach reason: `deadline`, or `stuck` for `Stuck`.
+    pub fn watch_mut(&mut self, reason: Reason) -> &mut Watch {
+        match reason {
+            Reason::Deadline => &mut self.deadline,
+            _ => &mut self.stuck,
+        }
+    }
+
     /// The armed deadline of a step.
     pub fn step_deadline(&self, flow: &FlowDef, step: usize) -> Option<Deadline> {
         self.steps[step].deadline(flow.steps[step].within)

@@ -10,9 +10,75 @@ use std::str::FromStr;
 pub type Millis = i64;
 
 /// Parses an RFC 3339 timestamp (`2026-01-05T08:00:12.296Z`, any offset) to epoch milliseconds.
+/// The canonical UTC forms (`...:SSZ`, `...:SS.mmmZ`) take a direct path, since every record
+/// carries one or two; anything else goes through jiff.
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    if let Some(millis) = parse_canonical_utc(text.as_bytes()) {
+        return Some(millis);
+    }
     let timestamp = jiff::Timestamp::from_str(text).ok()?;
     Some(timestamp.as_millisecond())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS.mmmZ` with valid fields; `None` otherwise
+/// (the caller then asks jiff, which also handles offsets, other precisions and errors).
+fn parse_canonical_utc(bytes: &[u8]) -> Option<Millis> {
+    let millis = match bytes.len() {
+        20 => 0,
+        24 if bytes[19] == b'.' => digits(&bytes[20..23])?,
+        _ => return None,
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if *bytes.last()? != b'Z' || separators.iter().any(|&(at, byte)| bytes[at] != byte) {
+        return None;
+    }
+    let (year, month, day) = (
+        digits(&bytes[0..4])?,
+        digits(&bytes[5..7])?,
+        digits(&bytes[8..10])?,
+    );
+    let (hour, minute, second) = (
+        digits(&bytes[11..13])?,
+        digits(&bytes[14..16])?,
+        digits(&bytes[17..19])?,
+    );
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+fn digits(bytes: &[u8]) -> Option<i64> {
+    bytes.iter().try_fold(0i64, |value, &byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + i64::from(byte - b'0'))
+    })
 }
 
 /// Reads a JSON value as an event time: an RFC 3339 string or an integer of epoch milliseconds.
@@ -179,6 +245,46 @@ mod tests {
             assert_eq!(format_rfc3339(millis), expected, "{millis}");
         }
         assert_eq!(format_rfc3339(i64::MAX), i64::MAX.to_string());
+    }
+
+    #[test]
+    fn fast_parsing_agrees_with_jiff() {
+        let mut millis: i64 = -62_167_219_200_000;
+        while millis < 253_402_207_200_000 {
+            let text = format_rfc3339(millis);
+            assert_eq!(parse_canonical_utc(text.as_bytes()), Some(millis), "{text}");
+            let whole_seconds = format!("{}Z", &text[..19]);
+            let expected = jiff::Timestamp::from_str(&whole_seconds)
+                .unwrap()
+                .as_millisecond();
+            assert_eq!(
+                parse_rfc3339(&whole_seconds),
+                Some(expected),
+                "{whole_seconds}"
+            );
+            millis += 86_399_999 * 13 + 7_777;
+        }
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01 00:00:00Z",
+            "2026-01-01T00:00:0xZ",
+            "2026-04-31T00:00:00.000Z",
+        ] {
+            assert_eq!(parse_canonical_utc(bad.as_bytes()), None, "{bad}");
+            assert_eq!(
+                parse_rfc3339(bad),
+                jiff::Timestamp::from_str(bad)
+                    .ok()
+                    .map(|t| t.as_millisecond()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.5+01:00"),
+            Some(1_709_204_400_500)
+        );
     }
 
     #[test]

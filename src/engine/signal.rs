@@ -310,7 +310,10 @@ pub fn signal_id(parts: &[IdPart<'_>]) -> String {
 
 /// Appends a JSON string: as is when nothing needs escaping (the common case), else via serde.
 fn push_str(buffer: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\') {
+    if text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+    {
         buffer.push(b'"');
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'"');
@@ -403,7 +406,8 @@ mod tests {
         data.skipped = Some(true);
         data.action = Some("retry".into());
         data.trigger = Some(Reason::Stuck);
-        data.record = Some(serde_json::json!({"topic": "t", "key": null, "value": {"a": [1, "x\ny"]}}));
+        data.record =
+            Some(serde_json::json!({"topic": "t", "key": null, "value": {"a": [1, "x\ny"]}}));
         data.event = Some("Placed".into());
         data.alias = Some("paymentId".into());
         data.held = Some(0);

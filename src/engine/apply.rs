@@ -89,16 +89,14 @@ impl Engine {
         signal.data.event = Some(self.event_name(occurrence.flow, occurrence.event));
         out.push(Output::Emit(signal));
         self.register_links(slot, &mut instance, &occurrence);
-        let initial = self.flows[usize::from(occurrence.flow)]
-            .initial_steps
-            .clone();
-        for step in initial {
+        let flows = self.flows.clone();
+        for &step in &flows[usize::from(occurrence.flow)].initial_steps {
             self.open_step(&mut instance, step, started, out);
         }
         self.complete_if_done(&mut instance, started, out);
         self.put_back(slot, instance, None);
-        let route_key: Box<str> = Box::from(&*occurrence.key);
-        if self.orphan_index[usize::from(occurrence.flow)][0].contains_key(&route_key) {
+        if self.orphan_index[usize::from(occurrence.flow)][0].contains_key(&*occurrence.key) {
+            let route_key = Box::from(&*occurrence.key);
             self.pending_releases
                 .push_back((occurrence.flow, 0, route_key, slot));
         }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Where a record came from, kept with held events for deviation ids and the audit trail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     /// Interned topic id (see [`TopicIndex::topic_name`]).
     pub topic: u32,
@@ -21,7 +21,7 @@ pub struct Origin {
 }
 
 /// One flow event recognised in a record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Occurrence<'r> {
     pub flow: u16,
     pub event: u16,

@@ -19,7 +19,7 @@ const UNIT: char = '\u{1f}';
 const RECORD: char = '\u{1e}';
 
 /// Lifecycle of an instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     Open,
     Completed,
@@ -27,7 +27,7 @@ pub enum Status {
 }
 
 /// Lifecycle of a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StepStatus {
     /// Waiting for the steps in its `after`.
     Waiting,
@@ -81,7 +81,7 @@ fn with_unresolved(flags: u8, unresolved: Option<bool>) -> u8 {
 /// One step of one instance (16 bytes). Its deadline is not stored: while armed it is
 /// `opened + within × (breaches + 1)`, because every breach that leaves the window armed is a
 /// retry that re-opened it from the old deadline.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StepState {
     /// Waiting: time of an `await` event that arrived early (or none); open: when it opened;
     /// complete or skipped: when it completed.
@@ -184,7 +184,7 @@ impl StepState {
 /// Instance-level timer state (deadline or stuck detection), 8 bytes. The due time is derived
 /// from the instance: `started + deadline`, `last_event + stuck_after`, or, once ended,
 /// `ended + retention`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Watch {
     seq: u32,
     /// Breaches signalled so far.
@@ -255,7 +255,7 @@ pub enum DueWhat {
 }
 
 /// Rarely needed per-instance data, allocated only when used.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Extras {
     /// Run counts of declared actions, per (action, scope); scope is a step index,
     /// [`SCOPE_DEADLINE`] or [`SCOPE_STUCK`].
@@ -265,7 +265,7 @@ pub struct Extras {
 }
 
 /// One process instance.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Index of its flow.
     pub flow: u16,

@@ -14,6 +14,7 @@ pub mod instance;
 mod orphans;
 mod renumber;
 pub mod signal;
+pub mod snapshot;
 pub mod timers;
 
 #[cfg(test)]
@@ -109,7 +110,7 @@ pub struct Rejection {
 }
 
 /// Counters of what the engine saw (the `--stats` of replay, metrics live).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Records read (including undecodable ones counted by the shell).
     pub records: u64,

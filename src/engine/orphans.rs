@@ -10,11 +10,12 @@ use super::{Engine, Output, Signal};
 use crate::time::Millis;
 
 /// Held events of one flow under one key or alias value.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct OrphanGroup {
-    flow: u16,
+    pub(super) flow: u16,
     /// 0: the primary key; 1 + alias index: that alias.
-    route: u16,
-    value: Box<str>,
+    pub(super) route: u16,
+    pub(super) value: Box<str>,
     /// Time of the first held event.
     first: Millis,
     events: Vec<Occurrence<'static>>,

@@ -5,7 +5,6 @@
 //! preserved exactly; the cost is one pass over the state, amortised over billions of sets.
 
 use super::instance::Deadline;
-use super::timers::TimerTarget;
 use super::Engine;
 
 /// Where an armed deadline lives.
@@ -56,21 +55,7 @@ impl Engine {
                 }
             }
         }
-        self.timers.reset(armed.len() as u32);
-        for slot in 0..self.instances.len() {
-            let key = self.instances[slot]
-                .as_ref()
-                .and_then(|instance| self.timer_key(instance));
-            self.timers
-                .reschedule(&mut None, key, TimerTarget::Instance(slot as u32));
-        }
-        for slot in 0..self.orphan_groups.len() {
-            let key = self.orphan_groups[slot]
-                .as_ref()
-                .and_then(|group| group.timer);
-            self.timers
-                .reschedule(&mut None, key, TimerTarget::Orphans(slot as u32));
-        }
+        self.rebuild_timer_queue(armed.len() as u32);
     }
 
     fn instance_mut(&mut self, slot: u32) -> &mut super::instance::Instance {

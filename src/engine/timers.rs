@@ -66,6 +66,11 @@ impl Timers {
         self.next_seq
     }
 
+    /// The last setting-order number taken (for snapshots).
+    pub fn last_seq(&self) -> u32 {
+        self.next_seq
+    }
+
     /// True when the setting order is close enough to wrapping that the engine must renumber.
     pub fn needs_renumbering(&self) -> bool {
         self.next_seq > self.renumber_above

@@ -92,7 +92,7 @@ fn ending_signals_passed_deadlines_first_in_deadline_order() {
     );
 }
 
-const STUCK: &str = r#"
+pub(super) const STUCK: &str = r#"
 flow: t
 events:
   Opened: { topic: tickets, match: { type: Opened }, key: $key }

@@ -15,6 +15,7 @@ use expect_test::Expect;
 mod correlation;
 mod lateness;
 mod lifecycle;
+mod snapshot;
 
 #[track_caller]
 fn check(flow: &str, script: &str, expect: Expect) {
@@ -52,7 +53,20 @@ pub(super) fn run_with(
     script: &str,
     renumber_above: Option<u32>,
 ) -> String {
-    let flows = flows
+    let mut engine = Engine::new(compile(flows), config);
+    if let Some(threshold) = renumber_above {
+        engine.timers.set_renumber_above(threshold);
+    }
+    let mut transcript = String::new();
+    for (line_number, line) in script.lines().enumerate() {
+        feed(&mut engine, line_number, line, &mut transcript);
+    }
+    transcript
+}
+
+/// Parses and compiles flow texts.
+pub(super) fn compile(flows: &[&str]) -> Vec<Flow> {
+    flows
         .iter()
         .enumerate()
         .map(|(index, text)| {
@@ -60,56 +74,52 @@ pub(super) fn run_with(
                 .unwrap_or_else(|errors| panic!("flow does not parse: {errors:?}"));
             Flow::new(def)
         })
-        .collect();
-    let mut engine = Engine::new(flows, config);
-    if let Some(threshold) = renumber_above {
-        engine.timers.set_renumber_above(threshold);
+        .collect()
+}
+
+/// Feeds one script line to the engine and appends the outputs it caused to the transcript.
+pub(super) fn feed(engine: &mut Engine, line_number: usize, line: &str, transcript: &mut String) {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return;
     }
     let mut outputs = Vec::new();
-    let mut transcript = String::new();
-    for (line_number, line) in script.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (first, rest) = line.split_once(' ').unwrap_or((line, ""));
-        match first {
-            "until" => engine.handle(Input::ClockAdvanced(offset(rest.trim())), &mut outputs),
-            "horizon" => engine.handle(Input::ActionHorizonSet(offset(rest.trim())), &mut outputs),
-            _ => {
-                let (topic, mut rest) = rest.split_once(' ').expect("TIME TOPIC JSON");
-                let mut key = None;
-                let mut headers = Vec::new();
-                while !rest.starts_with('{') {
-                    let (word, remainder) = rest.split_once(' ').expect("JSON value last");
-                    if let Some(value) = word.strip_prefix("key=") {
-                        key = Some(value.to_string());
-                    } else if let Some(header) = word.strip_prefix("h:") {
-                        let (name, value) = header.split_once('=').expect("h:NAME=VALUE");
-                        headers.push((name.to_string(), value.to_string()));
-                    } else {
-                        panic!("unknown word {word:?}");
-                    }
-                    rest = remainder;
+    let (first, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match first {
+        "until" => engine.handle(Input::ClockAdvanced(offset(rest.trim())), &mut outputs),
+        "horizon" => engine.handle(Input::ActionHorizonSet(offset(rest.trim())), &mut outputs),
+        _ => {
+            let (topic, mut rest) = rest.split_once(' ').expect("TIME TOPIC JSON");
+            let mut key = None;
+            let mut headers = Vec::new();
+            while !rest.starts_with('{') {
+                let (word, remainder) = rest.split_once(' ').expect("JSON value last");
+                if let Some(value) = word.strip_prefix("key=") {
+                    key = Some(value.to_string());
+                } else if let Some(header) = word.strip_prefix("h:") {
+                    let (name, value) = header.split_once('=').expect("h:NAME=VALUE");
+                    headers.push((name.to_string(), value.to_string()));
+                } else {
+                    panic!("unknown word {word:?}");
                 }
-                let record = Record {
-                    topic: topic.to_string(),
-                    partition: 0,
-                    offset: line_number as i64,
-                    key,
-                    timestamp: offset(first),
-                    headers,
-                    value: serde_json::from_str(rest).expect("JSON value"),
-                };
-                engine.handle(Input::RecordReceived(&record), &mut outputs);
+                rest = remainder;
             }
-        }
-        for output in outputs.drain(..) {
-            transcript.push_str(&render(&output));
-            transcript.push('\n');
+            let record = Record {
+                topic: topic.to_string(),
+                partition: 0,
+                offset: line_number as i64,
+                key,
+                timestamp: offset(first),
+                headers,
+                value: serde_json::from_str(rest).expect("JSON value"),
+            };
+            engine.handle(Input::RecordReceived(&record), &mut outputs);
         }
     }
-    transcript
+    for output in outputs.drain(..) {
+        transcript.push_str(&render(&output));
+        transcript.push('\n');
+    }
 }
 
 fn render(output: &Output) -> String {

@@ -1,0 +1,100 @@
+//! Snapshots: an engine restored from a snapshot taken after any input continues exactly as
+//! the original, and a snapshot is refused by an engine with other flows.
+
+use super::*;
+use crate::engine::snapshot::{Snapshot, SnapshotError};
+
+/// Runs the script once straight through, and once split at every line with a snapshot
+/// written to JSON and restored in between; every transcript must be the same.
+#[track_caller]
+fn check_resumable(flows: &[&str], config: EngineConfig, script: &str) {
+    let full = run(flows, config.clone(), script);
+    assert!(full.lines().count() > 3, "script too small to test: {full}");
+    let lines: Vec<&str> = script.lines().collect();
+    for split in 0..=lines.len() {
+        let mut first = Engine::new(compile(flows), config.clone());
+        let mut transcript = String::new();
+        for (number, line) in lines.iter().enumerate().take(split) {
+            feed(&mut first, number, line, &mut transcript);
+        }
+        let saved = serde_json::to_string(&first.snapshot()).unwrap();
+        assert_eq!(
+            saved,
+            serde_json::to_string(&first.snapshot()).unwrap(),
+            "snapshots are deterministic"
+        );
+        let snapshot: Snapshot = serde_json::from_str(&saved).unwrap();
+        let mut second = Engine::restore(compile(flows), config.clone(), snapshot).unwrap();
+        for (number, line) in lines.iter().enumerate().skip(split) {
+            feed(&mut second, number, line, &mut transcript);
+        }
+        assert_eq!(transcript, full, "resumed after line {split}");
+        assert_eq!(
+            second.stats(),
+            run_stats(flows, config.clone(), script).as_ref().unwrap()
+        );
+    }
+}
+
+fn run_stats(flows: &[&str], config: EngineConfig, script: &str) -> Option<Stats> {
+    let mut engine = Engine::new(compile(flows), config);
+    let mut transcript = String::new();
+    for (number, line) in script.lines().enumerate() {
+        feed(&mut engine, number, line, &mut transcript);
+    }
+    Some(engine.stats().clone())
+}
+
+#[test]
+fn a_restored_engine_continues_exactly_as_the_original() {
+    let order = r#"
+        0 stock {"type":"Reserved","id":"o-3","eid":"e0"}
+        0 orders {"type":"Placed","id":"o-1","eid":"e1","total":1500.5}
+        0 orders {"type":"Placed","id":"o-2","eid":"e2"}
+        1m stock {"type":"Reserved","id":"o-1","eid":"e3"}
+        1m pay {"type":"Charged","pid":"p-1","eid":"e5"}
+        2m pay {"type":"PayRequested","id":"o-1","pid":"p-1","eid":"e4"}
+        3m stock {"type":"Reserved","id":"o-2","eid":"e6"}
+        4m pay {"type":"PayRequested","id":"o-2","pid":"p-2","eid":"e7"}
+        5m pay {"type":"Charged","pid":"p-9","eid":"e8"}
+        50m pay {"type":"Charged","pid":"p-2","eid":"e9"}
+        51m pay {"type":"Charged","pid":"p-2","eid":"e9"}
+        3h ship {"type":"Shipped","id":"o-1","eid":"e10"}
+        until 12h
+        "#;
+    check_resumable(&[ORDER], EngineConfig::default(), order);
+    let tickets = r#"
+        0 tickets key=t-1 {"type":"Opened"}
+        10m tickets key=t-1 {"type":"Touched"}
+        41m tickets key=t-2 {"type":"Opened"}
+        50m tickets key=t-1 {"type":"Touched"}
+        1h21m tickets key=t-2 {"type":"Touched"}
+        1h30m tickets key=t-1 {"type":"Closed"}
+        3h tickets key=t-1 {"type":"Opened"}
+        until 5h
+        "#;
+    let lateness = EngineConfig {
+        allowed_lateness: 20 * 60_000,
+        retention: 3_600_000,
+        ..EngineConfig::default()
+    };
+    check_resumable(&[lateness::STUCK], lateness, tickets);
+}
+
+#[test]
+fn a_snapshot_is_refused_by_an_engine_with_other_flows() {
+    let engine = Engine::new(compile(&[ORDER]), EngineConfig::default());
+    let snapshot: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&engine.snapshot()).unwrap()).unwrap();
+    let other = ORDER.replace("flow: t", "flow: other");
+    match Engine::restore(compile(&[&other]), EngineConfig::default(), snapshot) {
+        Err(SnapshotError::FlowsChanged { taken, loaded }) => {
+            assert_eq!(
+                (taken, loaded),
+                (vec!["t".to_string()], vec!["other".to_string()])
+            )
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a snapshot of other flows was restored"),
+    }
+}

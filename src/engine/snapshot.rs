@@ -26,6 +26,9 @@ pub enum SnapshotError {
     Inconsistent(String),
 }
 
+/// One alias table: (value, instance slot), sorted by value.
+type AliasEntries = Vec<(Box<str>, u32)>;
+
 /// The engine's state (see the module documentation).
 #[derive(Serialize, Deserialize)]
 pub struct Snapshot {
@@ -36,8 +39,8 @@ pub struct Snapshot {
     next_seq: u32,
     instances: Vec<Option<Instance>>,
     free_instances: Vec<u32>,
-    /// Per flow, per alias: (value, instance slot), sorted by value.
-    aliases: Vec<Vec<Vec<(Box<str>, u32)>>>,
+    /// Per flow, per alias: its table.
+    aliases: Vec<Vec<AliasEntries>>,
     orphan_groups: Vec<Option<OrphanGroup>>,
     free_orphan_groups: Vec<u32>,
     stats: Stats,
@@ -67,7 +70,7 @@ impl Engine {
                 per_flow
                     .iter()
                     .map(|map| {
-                        let mut entries: Vec<(Box<str>, u32)> = map
+                        let mut entries: AliasEntries = map
                             .iter()
                             .map(|(value, slot)| (value.clone(), *slot))
                             .collect();

@@ -4,7 +4,7 @@
 //! while they change, so the engine's other tables stay borrowable.
 
 use super::correlate::Occurrence;
-use super::instance::{Deadline, Instance, Status, StepState, StepStatus, Watch};
+use super::instance::{Deadline, DueWhat, Instance, Status, StepState, StepStatus, Watch};
 use super::signal::{signal_id, IdPart, Reason, Signal, SignalData, SignalKind};
 use super::{Engine, Output};
 use crate::flow::EventRole;
@@ -174,13 +174,11 @@ impl Engine {
         if definition.stuck_after.is_none() || time <= instance.last_event {
             return;
         }
-        if let Some(armed) = instance.stuck_due(definition) {
-            if time > armed.due {
-                instance.stuck.disarm();
-                instance.stuck.breaches = instance.stuck.breaches.saturating_add(1);
-                let attempt = u32::from(instance.stuck.breaches);
-                self.after_the_fact(instance, None, Reason::Stuck, armed.due, attempt, out);
-            }
+        if let Some(armed) = instance
+            .stuck_due(definition)
+            .filter(|armed| time > armed.due)
+        {
+            self.after_the_fact(instance, DueWhat::Stuck, armed.due, out);
         }
         self.resolve_watch(instance, Reason::Stuck, time, out);
         instance.last_event = time;
@@ -199,19 +197,8 @@ impl Engine {
         let flows = self.flows.clone();
         let armed = instance.step_deadline(&flows[usize::from(instance.flow)].def, step);
         instance.steps[step].disarm();
-        if let Some(deadline) = armed {
-            if completion > deadline.due {
-                instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
-                let attempt = u32::from(instance.steps[step].breaches);
-                self.after_the_fact(
-                    instance,
-                    Some(step),
-                    Reason::Sla,
-                    deadline.due,
-                    attempt,
-                    out,
-                );
-            }
+        if let Some(deadline) = armed.filter(|deadline| completion > deadline.due) {
+            self.after_the_fact(instance, DueWhat::Step(step), deadline.due, out);
         }
         let state = &mut instance.steps[step];
         state.finish(StepStatus::Complete, completion);
@@ -394,12 +381,12 @@ impl Engine {
     ) {
         let flows = self.flows.clone();
         let definition = &flows[usize::from(instance.flow)].def;
-        let mut passed: Vec<(Deadline, Option<usize>)> = (0..instance.steps.len())
+        let mut passed: Vec<(Deadline, DueWhat)> = (0..instance.steps.len())
             .filter_map(|index| {
                 instance
                     .step_deadline(definition, index)
                     .filter(|d| d.due < time)
-                    .map(|d| (d, Some(index)))
+                    .map(|d| (d, DueWhat::Step(index)))
             })
             .collect();
         let retention = self.config.retention;
@@ -407,38 +394,11 @@ impl Engine {
             .deadline_due(definition, retention)
             .filter(|d| d.due < time)
         {
-            passed.push((deadline, None));
+            passed.push((deadline, DueWhat::Deadline));
         }
         passed.sort_by_key(|(deadline, _)| deadline.key());
-        for (deadline, step) in passed {
-            match step {
-                Some(step) => {
-                    instance.steps[step].disarm();
-                    instance.steps[step].breaches = instance.steps[step].breaches.saturating_add(1);
-                    let attempt = u32::from(instance.steps[step].breaches);
-                    self.after_the_fact(
-                        instance,
-                        Some(step),
-                        Reason::Sla,
-                        deadline.due,
-                        attempt,
-                        out,
-                    );
-                }
-                None => {
-                    instance.deadline.disarm();
-                    instance.deadline.breaches = instance.deadline.breaches.saturating_add(1);
-                    let attempt = u32::from(instance.deadline.breaches);
-                    self.after_the_fact(
-                        instance,
-                        None,
-                        Reason::Deadline,
-                        deadline.due,
-                        attempt,
-                        out,
-                    );
-                }
-            }
+        for (deadline, what) in passed {
+            self.after_the_fact(instance, what, deadline.due, out);
         }
     }
 
@@ -480,16 +440,34 @@ impl Engine {
     }
 
     /// A breach noticed only when a later event arrived: signalled with no actions.
+    /// Disarms the deadline `what`, counts the breach and signals it, all without actions.
     pub(super) fn after_the_fact(
         &mut self,
-        instance: &Instance,
-        step: Option<usize>,
-        reason: Reason,
+        instance: &mut Instance,
+        what: DueWhat,
         due: Millis,
-        attempt: u32,
         out: &mut Vec<Output>,
     ) {
-        let mut signal = self.breach_signal(instance, step, reason, due, attempt);
+        let (step, reason) = match what {
+            DueWhat::Step(step) => (Some(step), Reason::Sla),
+            DueWhat::Deadline => (None, Reason::Deadline),
+            DueWhat::Stuck => (None, Reason::Stuck),
+        };
+        let breaches = match what {
+            DueWhat::Step(step) => {
+                let state = &mut instance.steps[step];
+                state.disarm();
+                state.breaches = state.breaches.saturating_add(1);
+                state.breaches
+            }
+            DueWhat::Deadline | DueWhat::Stuck => {
+                let watch = instance.watch_mut(reason);
+                watch.disarm();
+                watch.breaches = watch.breaches.saturating_add(1);
+                watch.breaches
+            }
+        };
+        let mut signal = self.breach_signal(instance, step, reason, due, u32::from(breaches));
         signal.data.after_the_fact = Some(true);
         out.push(Output::Emit(signal));
     }

@@ -12,6 +12,9 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod flow;
 pub mod record;

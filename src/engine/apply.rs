@@ -88,6 +88,9 @@ impl Engine {
         );
         signal.data.event = Some(self.event_name(occurrence.flow, occurrence.event));
         out.push(Output::Emit(signal));
+        if occurrence.skewed {
+            self.deviation(&instance, &occurrence, Reason::ClockSkew, None, out);
+        }
         self.register_links(slot, &mut instance, &occurrence);
         let flows = self.flows.clone();
         for &step in &flows[usize::from(occurrence.flow)].initial_steps {
@@ -122,6 +125,9 @@ impl Engine {
                 self.put_back(slot, instance, timer);
                 return;
             }
+        }
+        if occurrence.skewed {
+            self.deviation(&instance, &occurrence, Reason::ClockSkew, None, out);
         }
         if instance.status != Status::Open {
             self.register_links(slot, &mut instance, &occurrence);

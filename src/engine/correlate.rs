@@ -36,6 +36,9 @@ pub struct Occurrence<'r> {
     /// Alias values this event links to its instance.
     pub links: Vec<(u16, Cow<'r, str>)>,
     pub origin: Origin,
+    /// Its time lay too far in the future and was replaced by the wall-clock time (live only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skewed: bool,
 }
 
 impl Occurrence<'_> {
@@ -203,6 +206,7 @@ fn occurrence<'r>(
         payload,
         links,
         origin,
+        skewed: false,
     })
 }
 

@@ -67,6 +67,11 @@ pub enum Input<'r> {
     /// A record was read: the clock moves to its time less the allowed lateness, due timers
     /// fire, then the record is applied, then timers that became due fire.
     RecordReceived(&'r Record),
+    /// A record was read whose event time lies further in the future than the live clock
+    /// allows (`tracking.max_clock_skew`): it is applied like `RecordReceived`, but with every
+    /// event time replaced by `now` (the wall-clock time), and each instance it reaches gets a
+    /// `deviation` of reason `clock_skew`.
+    SkewedRecordReceived { record: &'r Record, now: Millis },
     /// The clock advanced to this time (no lateness is subtracted); due timers fire.
     ClockAdvanced(Millis),
     /// Breaches with deadlines before this time are signalled but run no actions (the action
@@ -243,7 +248,10 @@ impl Engine {
     /// them.
     pub fn handle(&mut self, input: Input<'_>, out: &mut Vec<Output>) {
         match input {
-            Input::RecordReceived(record) => self.handle_record(record, out),
+            Input::RecordReceived(record) => self.handle_record(record, None, out),
+            Input::SkewedRecordReceived { record, now } => {
+                self.handle_record(record, Some(now), out)
+            }
             Input::ClockAdvanced(time) => {
                 self.advance_clock(time);
                 self.fire_due(out);
@@ -291,15 +299,37 @@ impl Engine {
         self.topics.topics()
     }
 
-    fn handle_record(&mut self, record: &Record, out: &mut Vec<Output>) {
+    /// The time a record has on the event clock (SPEC 1.3): the latest event time among the
+    /// flow events it matches, or its record timestamp if it matches none. The live shell
+    /// orders records by it.
+    pub fn record_time(&self, record: &Record) -> Millis {
+        let mut matches = Vec::new();
+        self.topics.matches(&self.flows, record, &mut matches);
+        matches
+            .iter()
+            .filter_map(|found| match found {
+                Match::Valid(occurrence) => Some(occurrence.time),
+                Match::Invalid { .. } => None,
+            })
+            .max()
+            .unwrap_or(record.timestamp)
+    }
+
+    fn handle_record(&mut self, record: &Record, cap: Option<Millis>, out: &mut Vec<Output>) {
         self.stats.records += 1;
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
         let mut record_time: Option<Millis> = None;
         let mut any_invalid = false;
-        for found in &matches {
+        for found in &mut matches {
             match found {
                 Match::Valid(occurrence) => {
+                    if let Some(cap) = cap {
+                        if occurrence.time > cap {
+                            occurrence.time = cap;
+                            occurrence.skewed = true;
+                        }
+                    }
                     record_time =
                         Some(record_time.map_or(occurrence.time, |time| time.max(occurrence.time)))
                 }
@@ -319,7 +349,10 @@ impl Engine {
         if any_invalid {
             self.stats.invalid += 1;
         }
-        let time = record_time.unwrap_or(record.timestamp);
+        let mut time = record_time.unwrap_or(record.timestamp);
+        if let Some(cap) = cap {
+            time = time.min(cap);
+        }
         self.advance_clock(time.saturating_sub(self.config.allowed_lateness));
         self.fire_due(out);
         for found in matches {

@@ -239,3 +239,47 @@ fn a_record_delivered_three_times_gives_deviations_with_distinct_ids() {
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1]);
 }
+
+#[test]
+fn a_record_from_the_future_is_applied_at_the_wall_clock_with_a_clock_skew_deviation() {
+    let flow = parse_flow_file(std::path::Path::new("t.yaml"), ORDER).unwrap();
+    let mut engine = Engine::new(vec![Flow::new(flow)], EngineConfig::default());
+    let placed = Record {
+        topic: "orders".into(),
+        partition: 0,
+        offset: 1,
+        key: None,
+        // A producer whose clock is a day ahead.
+        timestamp: 86_400_000,
+        headers: Vec::new(),
+        value: serde_json::from_str(r#"{"type":"Placed","id":"o-1","eid":"e1"}"#).unwrap(),
+    };
+    assert_eq!(engine.record_time(&placed), 86_400_000);
+    let mut outputs = Vec::new();
+    engine.handle(
+        Input::SkewedRecordReceived {
+            record: &placed,
+            now: 60_000,
+        },
+        &mut outputs,
+    );
+    let signals: Vec<(SignalKind, Millis, Option<&str>)> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Emit(signal) => Some((
+                signal.kind,
+                signal.time,
+                signal.data.reason.map(|reason| reason.as_str()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        signals,
+        [
+            (SignalKind::Started, 60_000, None),
+            (SignalKind::Deviation, 60_000, Some("clock_skew"))
+        ]
+    );
+    assert_eq!(engine.clock(), 60_000, "the clock stays at the wall clock");
+}

@@ -1,0 +1,254 @@
+//! Live time: partitions merged into event-time order (SPEC 1.3, "Live").
+//!
+//! Records read from Kafka are not applied as they arrive. Each partition's position is the
+//! highest record time read from it, less the allowed lateness; the clock is the lowest position
+//! among partitions that still have unread records, or the wall clock less the allowed lateness
+//! once every partition has caught up. A record waits here until the clock reaches its time and
+//! is then released in time order (ties: topic, partition, offset), so the engine sees the same
+//! sequence whatever order the partitions deliver in. The engine's own clock is only moved up to
+//! just before the earliest waiting record, exactly as a replay of the merged stream would.
+//!
+//! Flow control: when too many records wait, partitions that run ahead of the clock are paused;
+//! the slowest ones never are, so the clock always moves. Pure: no Kafka, no wall-clock reads.
+
+use crate::time::Millis;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A topic partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// Where a partition must be re-read from after a restart, and which offsets at or above that
+/// point were already applied (they are skipped when read again).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResumePosition {
+    /// The next offset to read.
+    pub offset: i64,
+    /// Offsets in `offset..until` that were read but not applied (held): only these are applied
+    /// when read again; every other offset below `until` was applied already.
+    pub held: Vec<i64>,
+    /// One past the highest offset read.
+    pub until: i64,
+}
+
+impl ResumePosition {
+    /// Whether a record at this offset, read again after a restart, was applied before.
+    pub fn already_applied(&self, offset: i64) -> bool {
+        offset < self.until && self.held.binary_search(&offset).is_err()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    /// Highest record time read from it.
+    max_time: Option<Millis>,
+    /// It has no unread records (its read position reached the high watermark).
+    caught_up: bool,
+    /// Offsets read and still waiting.
+    held: BTreeSet<i64>,
+    /// One past the highest offset read (or the resume offset before any read).
+    next_offset: Option<i64>,
+    paused: bool,
+}
+
+/// The merge of partitions into event-time order. `R` is whatever the shell keeps per record.
+pub struct Aligner<R> {
+    lateness: Millis,
+    max_held: usize,
+    partitions: BTreeMap<TopicPartition, Partition>,
+    waiting: BTreeMap<(Millis, TopicPartition, i64), R>,
+    /// The clock never moves back.
+    clock: Millis,
+}
+
+/// What flow control asks of the consumer.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FlowControl {
+    pub pause: Vec<TopicPartition>,
+    pub resume: Vec<TopicPartition>,
+}
+
+impl<R> Aligner<R> {
+    /// `max_held`: how many records may wait before partitions ahead of the clock pause.
+    pub fn new(lateness: Millis, max_held: usize) -> Aligner<R> {
+        Aligner {
+            lateness,
+            max_held: max_held.max(1),
+            partitions: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            clock: Millis::MIN,
+        }
+    }
+
+    /// Starts the clock where a restored engine left it.
+    pub fn start_clock_at(&mut self, clock: Millis) {
+        self.clock = self.clock.max(clock);
+    }
+
+    /// A partition was assigned; it counts as having unread records until told otherwise.
+    pub fn assign(&mut self, partition: TopicPartition, next_offset: Option<i64>) {
+        self.partitions.entry(partition).or_insert_with(|| Partition {
+            next_offset,
+            ..Partition::default()
+        });
+    }
+
+    /// A partition was revoked: its waiting records are dropped (they were never applied and
+    /// will be read again by whoever owns it next).
+    pub fn revoke(&mut self, partition: &TopicPartition) {
+        if self.partitions.remove(partition).is_some() {
+            self.waiting.retain(|(_, tp, _), _| tp != partition);
+        }
+    }
+
+    /// The assigned partitions.
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.partitions.keys()
+    }
+
+    /// A record was read. `time` is its record time as the engine will see it.
+    pub fn read(&mut self, partition: &TopicPartition, offset: i64, time: Millis, record: R) {
+        let state = self.partitions.entry(partition.clone()).or_default();
+        state.max_time = Some(state.max_time.map_or(time, |max| max.max(time)));
+        state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+        state.held.insert(offset);
+        self.waiting.insert((time, partition.clone(), offset), record);
+    }
+
+    /// A record was read and applied at once (undecodable, or skipped after a restart): only
+    /// the read position moves.
+    pub fn passed(&mut self, partition: &TopicPartition, offset: i64) {
+        let state = self.partitions.entry(partition.clone()).or_default();
+        state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+    }
+
+    /// Whether the partition has unread records (from the consumer's high watermark).
+    pub fn set_caught_up(&mut self, partition: &TopicPartition, caught_up: bool) {
+        if let Some(state) = self.partitions.get_mut(partition) {
+            state.caught_up = caught_up;
+        }
+    }
+
+    /// The next offset to read from a partition, if known.
+    pub fn next_offset(&self, partition: &TopicPartition) -> Option<i64> {
+        self.partitions.get(partition).and_then(|state| state.next_offset)
+    }
+
+    /// Whether every assigned partition has caught up.
+    pub fn all_caught_up(&self) -> bool {
+        self.partitions.values().all(|state| state.caught_up)
+    }
+
+    /// The live clock at this wall-clock time (monotonic).
+    pub fn clock(&mut self, wall: Millis) -> Millis {
+        let cap = wall.saturating_sub(self.lateness);
+        let mut lowest: Option<Millis> = None;
+        let mut unknown = false;
+        for state in self.partitions.values() {
+            if state.caught_up {
+                continue;
+            }
+            match state.max_time {
+                None => unknown = true,
+                Some(time) => {
+                    let position = time.saturating_sub(self.lateness);
+                    lowest = Some(lowest.map_or(position, |low| low.min(position)));
+                }
+            }
+        }
+        let candidate = if unknown {
+            // A partition with unread records has not told its position yet: wait for it.
+            None
+        } else {
+            Some(lowest.map_or(cap, |low| low.min(cap)))
+        };
+        if let Some(candidate) = candidate {
+            self.clock = self.clock.max(candidate);
+        }
+        self.clock
+    }
+
+    /// The next waiting record the clock has passed, in merged order, with its time. Strictly
+    /// passed: a partition whose position equals a record's time may still deliver another
+    /// record with that same time, which must come first if its partition sorts first.
+    pub fn pop_ready(&mut self, clock: Millis) -> Option<(TopicPartition, i64, Millis, R)> {
+        let entry = self.waiting.first_entry()?;
+        if entry.key().0 >= clock {
+            return None;
+        }
+        let ((time, partition, offset), record) = entry.remove_entry();
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            state.held.remove(&offset);
+        }
+        Some((partition, offset, time, record))
+    }
+
+    /// How far the engine's clock may move now: the live clock, but never past the point where
+    /// the earliest waiting record would be applied (its time less the lateness).
+    pub fn engine_target(&self, clock: Millis) -> Millis {
+        match self.waiting.first_key_value() {
+            Some(((time, ..), _)) => clock.min(time.saturating_sub(self.lateness)),
+            None => clock,
+        }
+    }
+
+    /// Records waiting.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Which partitions to pause or resume: when too many records wait, every partition ahead
+    /// of the slowest is paused; below half the bound all resume.
+    pub fn flow_control(&mut self) -> FlowControl {
+        let mut control = FlowControl::default();
+        if self.waiting.len() >= self.max_held {
+            let slowest = self
+                .partitions
+                .values()
+                .filter(|state| !state.caught_up)
+                .filter_map(|state| state.max_time)
+                .min();
+            for (partition, state) in self.partitions.iter_mut() {
+                let ahead = match (state.max_time, slowest) {
+                    (Some(time), Some(slowest)) => time > slowest,
+                    // Nothing known to be slower: pausing it could stop the clock.
+                    _ => false,
+                };
+                if ahead && !state.paused {
+                    state.paused = true;
+                    control.pause.push(partition.clone());
+                }
+            }
+        } else if self.waiting.len() < self.max_held / 2 {
+            for (partition, state) in self.partitions.iter_mut() {
+                if state.paused {
+                    state.paused = false;
+                    control.resume.push(partition.clone());
+                }
+            }
+        }
+        control
+    }
+
+    /// Where each partition must be re-read from after a restart (for checkpoints).
+    pub fn resume_positions(&self) -> Vec<(TopicPartition, ResumePosition)> {
+        self.partitions
+            .iter()
+            .filter_map(|(partition, state)| {
+                let until = state.next_offset?;
+                let offset = state.held.first().copied().unwrap_or(until);
+                Some((
+                    partition.clone(),
+                    ResumePosition {
+                        offset,
+                        held: state.held.iter().copied().collect(),
+                        until,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

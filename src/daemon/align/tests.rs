@@ -1,0 +1,161 @@
+//! Tests of the live merge: interleaving independence, stalls, catch-up and flow control.
+
+use super::*;
+use proptest::prelude::*;
+
+fn tp(topic: &str, partition: i32) -> TopicPartition {
+    (Arc::from(topic), partition)
+}
+
+/// Feeds `reads` (partition index, offset, time) into an aligner over `n` partitions and
+/// collects what it releases, draining as a shell would after every read; at the end every
+/// partition is caught up and the wall clock is far ahead.
+fn release_order(n: i32, reads: &[(i32, i64, Millis)], lateness: Millis) -> Vec<(i32, i64)> {
+    let mut aligner: Aligner<()> = Aligner::new(lateness, 1_000_000);
+    for partition in 0..n {
+        aligner.assign(tp("t", partition), None);
+    }
+    let mut released = Vec::new();
+    let mut drain = |aligner: &mut Aligner<()>, wall: Millis| {
+        let clock = aligner.clock(wall);
+        while let Some((partition, offset, _, ())) = aligner.pop_ready(clock) {
+            released.push((partition.1, offset));
+        }
+    };
+    for &(partition, offset, time) in reads {
+        aligner.read(&tp("t", partition), offset, time, ());
+        drain(&mut aligner, Millis::MAX / 2);
+    }
+    for partition in 0..n {
+        aligner.set_caught_up(&tp("t", partition), true);
+    }
+    drain(&mut aligner, Millis::MAX / 2);
+    released
+}
+
+#[test]
+fn records_are_released_in_time_order_whatever_the_interleaving() {
+    // Partition 0: times 10, 30, 50; partition 1: times 20, 40, 60.
+    let p0 = [(0, 0, 10), (0, 1, 30), (0, 2, 50)];
+    let p1 = [(1, 0, 20), (1, 1, 40), (1, 2, 60)];
+    let first: Vec<_> = p0.iter().chain(p1.iter()).copied().collect();
+    let second: Vec<_> = p1.iter().chain(p0.iter()).copied().collect();
+    let expected = vec![(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)];
+    assert_eq!(release_order(2, &first, 0), expected);
+    assert_eq!(release_order(2, &second, 0), expected);
+}
+
+#[test]
+fn a_partition_that_has_not_told_its_position_stalls_the_clock() {
+    let mut aligner: Aligner<&str> = Aligner::new(0, 100);
+    aligner.assign(tp("a", 0), None);
+    aligner.assign(tp("b", 0), None);
+    aligner.read(&tp("a", 0), 0, 1_000, "a0");
+    let clock = aligner.clock(10_000);
+    assert_eq!(clock, Millis::MIN, "b has unread records at an unknown position");
+    assert!(aligner.pop_ready(clock).is_none());
+    aligner.read(&tp("b", 0), 0, 2_000, "b0");
+    aligner.read(&tp("a", 0), 1, 1_500, "a1");
+    let clock = aligner.clock(10_000);
+    assert_eq!(clock, 1_500);
+    assert_eq!(aligner.pop_ready(clock).map(|r| r.3), Some("a0"));
+    assert!(aligner.pop_ready(clock).is_none(), "a1 is not passed yet, b0 waits until a passes 2000");
+}
+
+#[test]
+fn once_caught_up_the_clock_is_the_wall_clock_less_the_lateness() {
+    let mut aligner: Aligner<()> = Aligner::new(5_000, 100);
+    aligner.assign(tp("a", 0), None);
+    aligner.read(&tp("a", 0), 0, 100_000, ());
+    aligner.set_caught_up(&tp("a", 0), true);
+    assert_eq!(aligner.clock(103_000), 98_000);
+    assert!(aligner.pop_ready(98_000).is_none(), "the record waits for its lateness");
+    assert_eq!(aligner.clock(105_000), 100_000);
+    assert!(aligner.pop_ready(100_000).is_none(), "released once the clock has passed it");
+    let clock = aligner.clock(105_001);
+    assert!(aligner.pop_ready(clock).is_some());
+    assert_eq!(aligner.clock(1), 100_001, "the clock never moves back");
+}
+
+#[test]
+fn the_engine_clock_stops_short_of_the_earliest_waiting_record() {
+    let mut aligner: Aligner<()> = Aligner::new(5_000, 100);
+    aligner.assign(tp("a", 0), None);
+    aligner.read(&tp("a", 0), 0, 100_000, ());
+    aligner.set_caught_up(&tp("a", 0), true);
+    let clock = aligner.clock(104_000);
+    assert_eq!(clock, 99_000);
+    assert_eq!(aligner.engine_target(clock), 95_000);
+}
+
+#[test]
+fn flow_control_pauses_the_partitions_ahead_and_never_the_slowest() {
+    let mut aligner: Aligner<()> = Aligner::new(0, 4);
+    aligner.assign(tp("a", 0), None);
+    aligner.assign(tp("b", 0), None);
+    aligner.read(&tp("a", 0), 0, 10, ());
+    for offset in 0..4 {
+        aligner.read(&tp("b", 0), offset, 100 + offset, ());
+    }
+    let control = aligner.flow_control();
+    assert_eq!(control.pause, vec![tp("b", 0)]);
+    assert!(control.resume.is_empty());
+    // a moves on; b's records are released and b resumes.
+    aligner.read(&tp("a", 0), 1, 1_000, ());
+    aligner.set_caught_up(&tp("b", 0), true);
+    let clock = aligner.clock(1_000_000);
+    while aligner.pop_ready(clock).is_some() {}
+    assert_eq!(aligner.flow_control().resume, vec![tp("b", 0)]);
+}
+
+#[test]
+fn resume_positions_name_the_held_offsets() {
+    let mut aligner: Aligner<()> = Aligner::new(0, 100);
+    aligner.assign(tp("a", 0), Some(10));
+    aligner.assign(tp("b", 0), None);
+    aligner.read(&tp("a", 0), 10, 500, ());
+    aligner.read(&tp("a", 0), 11, 5, ());
+    aligner.read(&tp("b", 0), 0, 400, ());
+    let clock = aligner.clock(1_000_000);
+    assert_eq!(clock, 400);
+    let clock = clock + 1; // as if b had read one more record at 401
+    // Only a/11 (time 5) is released; a/10 and b/0 wait.
+    assert_eq!(aligner.pop_ready(clock).map(|r| r.1), Some(11));
+    assert!(aligner.pop_ready(clock).is_some(), "b/0 at 400 is released too");
+    let positions = aligner.resume_positions();
+    let a = &positions.iter().find(|(p, _)| *p == tp("a", 0)).unwrap().1;
+    assert_eq!(a, &ResumePosition { offset: 10, held: vec![10], until: 12 });
+    assert!(a.already_applied(11));
+    assert!(!a.already_applied(10));
+    assert!(!a.already_applied(12));
+}
+
+proptest! {
+    /// However two time-ordered partitions interleave, the release order is the same: the
+    /// merge by (time, partition, offset).
+    #[test]
+    fn interleaving_never_changes_the_order(
+        times0 in proptest::collection::vec(0i64..50, 0..12),
+        times1 in proptest::collection::vec(0i64..50, 0..12),
+        choices in proptest::collection::vec(any::<bool>(), 24),
+        lateness in 0i64..10,
+    ) {
+        let mut times0 = times0; times0.sort();
+        let mut times1 = times1; times1.sort();
+        let p0: Vec<_> = times0.iter().enumerate().map(|(o, &t)| (0, o as i64, t)).collect();
+        let p1: Vec<_> = times1.iter().enumerate().map(|(o, &t)| (1, o as i64, t)).collect();
+        let mut interleaved = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        for &pick_first in choices.iter().chain(std::iter::repeat(&true).take(24)) {
+            if (pick_first && i < p0.len()) || j >= p1.len() {
+                if i < p0.len() { interleaved.push(p0[i]); i += 1; }
+            } else {
+                interleaved.push(p1[j]); j += 1;
+            }
+        }
+        let mut expected: Vec<_> = p0.iter().chain(p1.iter()).map(|&(p, o, t)| (t, p, o)).collect();
+        expected.sort();
+        let expected: Vec<_> = expected.into_iter().map(|(_, p, o)| (p, o)).collect();
+        prop_assert_eq!(release_order(2, &interleaved, lateness), expected);
+    }
+}

@@ -1,0 +1,218 @@
+//! The outbox: records to publish (signals, alerts, action records, dead letters) from the
+//! moment the engine decides them until the broker acknowledges them.
+//!
+//! Each entry has a sequence number. Entries are sent in order, marked in flight, removed only
+//! on acknowledgement, and sent again after a failure (with a back-off). Checkpoints persist the
+//! entries added and forget the ones acknowledged since the previous checkpoint, so a crash
+//! re-sends exactly what was not acknowledged (with the same CloudEvents ids). Pure: the shell
+//! does the sending and tells the outcome.
+
+use crate::time::Millis;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// One record to publish.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutRecord {
+    pub topic: String,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+    /// The record timestamp (CreateTime), epoch ms.
+    pub timestamp: Option<Millis>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: OutRecord,
+    in_flight: bool,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    next_seq: u64,
+    entries: BTreeMap<u64, Entry>,
+    /// Entries to send, in order (failed ones come back at their retry time).
+    ready: VecDeque<u64>,
+    retry: BTreeSet<(Millis, u64)>,
+    /// Changes since the last checkpoint.
+    added: Vec<u64>,
+    removed: Vec<u64>,
+    /// Figures for metrics.
+    pub acknowledged: u64,
+    pub failures: u64,
+}
+
+/// What a checkpoint must write for the outbox.
+pub struct OutboxChanges<'a> {
+    pub added: Vec<(u64, &'a OutRecord)>,
+    pub removed: Vec<u64>,
+}
+
+impl Outbox {
+    /// An outbox holding the entries of a restored checkpoint (all to be sent again).
+    pub fn restore(entries: Vec<(u64, OutRecord)>) -> Outbox {
+        let mut outbox = Outbox::default();
+        for (seq, record) in entries {
+            outbox.next_seq = outbox.next_seq.max(seq + 1);
+            outbox.entries.insert(
+                seq,
+                Entry {
+                    record,
+                    in_flight: false,
+                },
+            );
+            outbox.ready.push_back(seq);
+        }
+        outbox
+    }
+
+    /// Queues a record.
+    pub fn push(&mut self, record: OutRecord) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.insert(
+            seq,
+            Entry {
+                record,
+                in_flight: false,
+            },
+        );
+        self.ready.push_back(seq);
+        self.added.push(seq);
+        seq
+    }
+
+    /// Entries not yet acknowledged.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The next entry to send now, marked in flight.
+    pub fn next_to_send(&mut self, now: Millis) -> Option<(u64, &OutRecord)> {
+        while let Some(&(due, seq)) = self.retry.first() {
+            if due > now {
+                break;
+            }
+            self.retry.remove(&(due, seq));
+            self.ready.push_front(seq);
+        }
+        loop {
+            let seq = self.ready.pop_front()?;
+            if let Some(entry) = self.entries.get_mut(&seq) {
+                if !entry.in_flight {
+                    entry.in_flight = true;
+                    return Some((seq, &self.entries[&seq].record));
+                }
+            }
+        }
+    }
+
+    /// The producer could not take it right now (its queue is full): try it first next time.
+    pub fn not_taken(&mut self, seq: u64) {
+        if let Some(entry) = self.entries.get_mut(&seq) {
+            entry.in_flight = false;
+            self.ready.push_front(seq);
+        }
+    }
+
+    /// The broker acknowledged it.
+    pub fn acknowledged(&mut self, seq: u64) {
+        if self.entries.remove(&seq).is_some() {
+            self.acknowledged += 1;
+            self.removed.push(seq);
+        }
+    }
+
+    /// Delivery failed: send it again at `retry_at`.
+    pub fn failed(&mut self, seq: u64, retry_at: Millis) {
+        if let Some(entry) = self.entries.get_mut(&seq) {
+            entry.in_flight = false;
+            self.failures += 1;
+            self.retry.insert((retry_at, seq));
+        }
+    }
+
+    /// Whether anything is in flight.
+    pub fn in_flight(&self) -> usize {
+        self.entries.values().filter(|entry| entry.in_flight).count()
+    }
+
+    /// The changes since the previous checkpoint; they count as written once this is called.
+    /// Entries added and acknowledged in between are never written.
+    pub fn take_changes(&mut self) -> OutboxChanges<'_> {
+        let removed_set: BTreeSet<u64> = self.removed.iter().copied().collect();
+        let added_set: BTreeSet<u64> = self.added.iter().copied().collect();
+        let added = std::mem::take(&mut self.added)
+            .into_iter()
+            .filter(|seq| !removed_set.contains(seq))
+            .filter_map(|seq| self.entries.get(&seq).map(|entry| (seq, &entry.record)))
+            .collect();
+        let removed = std::mem::take(&mut self.removed)
+            .into_iter()
+            .filter(|seq| !added_set.contains(seq))
+            .collect();
+        OutboxChanges { added, removed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str) -> OutRecord {
+        OutRecord {
+            topic: topic.to_string(),
+            key: None,
+            payload: b"{}".to_vec(),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn entries_leave_only_when_acknowledged_and_failures_are_retried() {
+        let mut outbox = Outbox::default();
+        let a = outbox.push(record("a"));
+        let b = outbox.push(record("b"));
+        assert_eq!(outbox.next_to_send(0).map(|(seq, _)| seq), Some(a));
+        assert_eq!(outbox.next_to_send(0).map(|(seq, _)| seq), Some(b));
+        assert!(outbox.next_to_send(0).is_none(), "both in flight");
+        outbox.acknowledged(a);
+        outbox.failed(b, 100);
+        assert_eq!(outbox.len(), 1);
+        assert!(outbox.next_to_send(99).is_none(), "b waits for its back-off");
+        assert_eq!(outbox.next_to_send(100).map(|(seq, _)| seq), Some(b));
+        outbox.not_taken(b);
+        assert_eq!(outbox.next_to_send(100).map(|(seq, _)| seq), Some(b));
+    }
+
+    #[test]
+    fn checkpoints_write_only_what_changed() {
+        let mut outbox = Outbox::default();
+        let a = outbox.push(record("a"));
+        let b = outbox.push(record("b"));
+        outbox.next_to_send(0);
+        outbox.acknowledged(a);
+        let changes = outbox.take_changes();
+        assert_eq!(changes.added.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [b]);
+        assert!(changes.removed.is_empty(), "a was never written");
+        outbox.next_to_send(0);
+        outbox.acknowledged(b);
+        let changes = outbox.take_changes();
+        assert!(changes.added.is_empty());
+        assert_eq!(changes.removed, [b]);
+    }
+
+    #[test]
+    fn a_restored_outbox_sends_everything_again_and_numbers_on() {
+        let mut outbox = Outbox::restore(vec![(4, record("x")), (7, record("y"))]);
+        assert_eq!(outbox.next_to_send(0).map(|(seq, _)| seq), Some(4));
+        assert_eq!(outbox.push(record("z")), 8);
+        assert!(outbox.take_changes().added.iter().all(|(seq, _)| *seq == 8));
+    }
+}

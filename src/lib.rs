@@ -9,6 +9,7 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -20,4 +21,5 @@ pub mod flow;
 pub mod record;
 pub mod replay;
 pub mod time;
+pub mod tracker;
 pub mod validate;

@@ -9,6 +9,7 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`store`]: the daemon's durable key-value state store and its backends.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -16,5 +17,6 @@ pub mod engine;
 pub mod flow;
 pub mod record;
 pub mod replay;
+pub mod store;
 pub mod time;
 pub mod validate;

@@ -10,6 +10,10 @@
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
 //! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
+//! - [`store`]: the daemon's durable key-value state store and its backends.
+//! - [`config`]: the daemon's configuration (TOML file + environment), validated.
+//! - [`clock`]: the wall clock behind a trait (the only place that reads it).
+//! - [`daemon`]: `flowwatch run`: the engine driven live from Kafka, durably.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -20,6 +24,7 @@ pub mod engine;
 pub mod flow;
 pub mod record;
 pub mod replay;
+pub mod store;
 pub mod time;
 pub mod tracker;
 pub mod validate;

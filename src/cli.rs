@@ -17,6 +17,40 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Feed recorded records through the engine and print the signals as JSON lines.
     Replay(ReplayArgs),
+    /// Run the daemon: track the flows live from Kafka, durably, and publish signals.
+    Run(RunArgs),
+    /// Check or print the daemon's configuration (secrets redacted).
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML); FLOWWATCH__SECTION__KEY variables override it.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text (also `log.format = "json"`).
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration and the flow files it names; exit 1 listing every problem.
+    Check {
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print the effective configuration (file + environment + defaults), secrets redacted.
+    Print {
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,12 +16,14 @@
 //! - [`daemon`]: `flowwatch run`: the engine driven live from Kafka, durably.
 //! - [`cli`]: the command line.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod flow;
+pub mod logging;
 pub mod record;
 pub mod replay;
 pub mod store;

@@ -2,7 +2,7 @@
 //! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
 
 use clap::Parser;
-use flowwatch::cli::{Cli, Command, ReplayArgs};
+use flowwatch::cli::{Cli, Command, ConfigAction, ReplayArgs, RunArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
 use flowwatch::{flow, time, validate};
@@ -26,6 +26,43 @@ fn main() -> ExitCode {
                 eprintln!("error: {message}");
                 1
             }
+        },
+        Command::Run(args) => match run_daemon(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message:#}");
+                1
+            }
+        },
+        Command::Config(args) => match args.action {
+            ConfigAction::Check { config } => match load_config(config.as_deref()).and_then(|config| {
+                load_flows(&config.flows_dir).map(|flows| (config, flows))
+            }) {
+                Ok((config, flows)) => {
+                    println!(
+                        "configuration ok: {} flow(s) from {}, brokers {}, group {}",
+                        flows.len(),
+                        config.flows_dir.display(),
+                        config.kafka.brokers,
+                        config.kafka.group_id
+                    );
+                    0
+                }
+                Err(message) => {
+                    eprintln!("error: {message:#}");
+                    1
+                }
+            },
+            ConfigAction::Print { config } => match load_config(config.as_deref()) {
+                Ok(config) => {
+                    println!("{}", config.to_redacted_json());
+                    0
+                }
+                Err(message) => {
+                    eprintln!("error: {message:#}");
+                    1
+                }
+            },
         },
     };
     ExitCode::from(code as u8)
@@ -90,4 +127,39 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
     stdout.flush()?;
     Ok(())
+}
+
+/// The configuration from the file and the process environment.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<flowwatch::config::Config> {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    Ok(flowwatch::config::load(path, &env)?)
+}
+
+/// The flow files of a directory, or every error in them.
+fn load_flows(dir: &std::path::Path) -> anyhow::Result<Vec<flow::Flow>> {
+    let report = flow::load_dir_or_files(&[dir.to_path_buf()]);
+    if !report.errors.is_empty() {
+        let listed: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "{} error(s) in the flow files:\n{}",
+            listed.len(),
+            listed.join("\n")
+        );
+    }
+    if report.flows.is_empty() {
+        anyhow::bail!("no flow files in {} (flows.dir)", dir.display());
+    }
+    Ok(report.flows)
+}
+
+/// `flowwatch run`: validate everything before connecting, start, wait for a signal, stop.
+fn run_daemon(args: RunArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_deref())?;
+    flowwatch::logging::init(args.log_json || config.log.json, &config.log.level);
+    let flows = load_flows(&config.flows_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(flowwatch::app::run(config, flows))
 }

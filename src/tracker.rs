@@ -158,6 +158,11 @@ impl TrackerRequests {
     pub async fn recv(&mut self) -> Option<Request> {
         self.requests.recv().await
     }
+
+    /// The next request if one is waiting (for an engine loop that runs on its own thread).
+    pub fn try_recv(&mut self) -> Option<Request> {
+        self.requests.try_recv().ok()
+    }
 }
 
 /// Serves requests until every handle is dropped, handing the outputs of each request to

@@ -156,8 +156,9 @@ impl<R> Aligner<R> {
                 }
             }
         }
-        let candidate = if unknown {
-            // A partition with unread records has not told its position yet: wait for it.
+        let candidate = if unknown || self.partitions.is_empty() {
+            // Nothing assigned yet, or a partition with unread records has not told its
+            // position: the clock waits.
             None
         } else {
             Some(lowest.map_or(cap, |low| low.min(cap)))

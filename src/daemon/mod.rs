@@ -1,4 +1,138 @@
 //! The daemon (`flowwatch run`): the engine driven live from Kafka, durably.
 //!
 //! - [`align`]: live time, partitions merged into event-time order (pure).
+//! - [`outbox`]: records to publish until the broker acknowledges them (pure).
+//! - [`checkpoint`]: engine state, positions and outbox in one atomic store batch.
+//! - [`kafka`]: consumer, producer and message decoding (the only rdkafka user here).
+//! - [`worker`]: the thread that owns the tracker and runs the loop.
+//! - [`status`]: what the daemon reports about itself (health, metrics).
+//!
+//! [`start`] restores the state, connects, and starts the worker thread; cancelling the token
+//! stops it in order (see [`worker::Worker::run`]).
+
 pub mod align;
+pub mod checkpoint;
+pub mod kafka;
+pub mod outbox;
+pub mod status;
+pub mod worker;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
+use crate::flow::Flow;
+use crate::store::{self, Backend};
+use crate::tracker::{self, Tracker, TrackerHandle};
+use status::Status;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A started daemon.
+pub struct Daemon {
+    /// Health and figures, updated by the worker.
+    pub status: Arc<Status>,
+    /// Reaches the tracker on the worker thread (HTTP API).
+    pub tracker: TrackerHandle,
+    /// What was restored, for the startup summary.
+    pub summary: String,
+    worker: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Daemon {
+    /// Waits for the worker to stop (after its token was cancelled).
+    pub fn join(self) -> anyhow::Result<()> {
+        match self.worker.join() {
+            Ok(result) => result,
+            Err(_) => anyhow::bail!("the worker thread panicked"),
+        }
+    }
+}
+
+/// The engine settings the configuration gives.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        instance_name: config.instance_name.clone(),
+        allowed_lateness: config.tracking.allowed_lateness,
+        orphan_after: config.tracking.orphan_after,
+        retention: config.tracking.retention,
+    }
+}
+
+/// Restores the state, connects to Kafka and starts the worker thread.
+pub fn start(
+    config: Config,
+    flows: Vec<Flow>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Daemon> {
+    let backend: Backend = config.state.backend.parse()?;
+    let store = store::open(backend, &config.state.dir)?;
+    let restored = checkpoint::load(&*store)?;
+    let engine_config = engine_config(&config);
+    let restored_instances;
+    let engine = match restored.snapshot {
+        Some(snapshot) => {
+            let engine = Engine::restore(flows, engine_config, snapshot).map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot restore the state in {}: {error}",
+                    config.state.dir.display()
+                )
+            })?;
+            restored_instances = engine.open_instances();
+            engine
+        }
+        None => {
+            restored_instances = 0;
+            Engine::new(flows, engine_config)
+        }
+    };
+    let summary = format!(
+        "flows: {}; topics: {}; state: {} in {} ({} open instances, {} partitions with positions, {} records in the outbox)",
+        engine
+            .flows()
+            .iter()
+            .map(|flow| flow.def.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        engine.topics().join(", "),
+        backend,
+        config.state.dir.display(),
+        restored_instances,
+        restored.positions.len(),
+        restored.outbox.len(),
+    );
+    let shared = Arc::new(kafka::Shared::default());
+    if let Ok(mut resume) = shared.resume.lock() {
+        for (partition, position) in &restored.positions {
+            resume.insert(partition.clone(), position.offset);
+        }
+    }
+    let consumer = kafka::consumer(&config, shared.clone())?;
+    let (producer, deliveries) = kafka::producer(&config)?;
+    let (handle, requests) = tracker::channel();
+    let status = Arc::new(Status::new());
+    let worker = worker::Worker {
+        tracker: Tracker::new(engine),
+        store,
+        consumer,
+        shared,
+        producer,
+        deliveries,
+        requests: Some(requests),
+        status: status.clone(),
+        outbox: outbox::Outbox::restore(restored.outbox),
+        restored_positions: restored.positions,
+        clock,
+        config,
+    };
+    let thread = std::thread::Builder::new()
+        .name("flowwatch-worker".to_string())
+        .spawn(move || worker.run(cancel))?;
+    Ok(Daemon {
+        status,
+        tracker: handle,
+        summary,
+        worker: thread,
+    })
+}

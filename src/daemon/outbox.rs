@@ -142,21 +142,36 @@ impl Outbox {
         self.entries.values().filter(|entry| entry.in_flight).count()
     }
 
-    /// The changes since the previous checkpoint; they count as written once this is called.
-    /// Entries added and acknowledged in between are never written.
-    pub fn take_changes(&mut self) -> OutboxChanges<'_> {
+    /// The changes since the previous checkpoint. Entries added and acknowledged in between
+    /// are never written. Call [`Outbox::changes_written`] once they are durable.
+    pub fn changes(&self) -> OutboxChanges<'_> {
         let removed_set: BTreeSet<u64> = self.removed.iter().copied().collect();
         let added_set: BTreeSet<u64> = self.added.iter().copied().collect();
-        let added = std::mem::take(&mut self.added)
-            .into_iter()
+        let added = self
+            .added
+            .iter()
             .filter(|seq| !removed_set.contains(seq))
-            .filter_map(|seq| self.entries.get(&seq).map(|entry| (seq, &entry.record)))
+            .filter_map(|seq| self.entries.get(seq).map(|entry| (*seq, &entry.record)))
             .collect();
-        let removed = std::mem::take(&mut self.removed)
-            .into_iter()
+        let removed = self
+            .removed
+            .iter()
+            .copied()
             .filter(|seq| !added_set.contains(seq))
             .collect();
         OutboxChanges { added, removed }
+    }
+
+    /// The changes returned by [`Outbox::changes`] are durable: forget them. `marks` are the
+    /// lengths of the two change lists when they were taken (later changes stay).
+    pub fn changes_written(&mut self, marks: (usize, usize)) {
+        self.added.drain(..marks.0.min(self.added.len()));
+        self.removed.drain(..marks.1.min(self.removed.len()));
+    }
+
+    /// The current lengths of the change lists (see [`Outbox::changes_written`]).
+    pub fn change_marks(&self) -> (usize, usize) {
+        (self.added.len(), self.removed.len())
     }
 }
 
@@ -198,12 +213,14 @@ mod tests {
         let b = outbox.push(record("b"));
         outbox.next_to_send(0);
         outbox.acknowledged(a);
-        let changes = outbox.take_changes();
+        let marks = outbox.change_marks();
+        let changes = outbox.changes();
         assert_eq!(changes.added.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [b]);
         assert!(changes.removed.is_empty(), "a was never written");
+        outbox.changes_written(marks);
         outbox.next_to_send(0);
         outbox.acknowledged(b);
-        let changes = outbox.take_changes();
+        let changes = outbox.changes();
         assert!(changes.added.is_empty());
         assert_eq!(changes.removed, [b]);
     }
@@ -213,6 +230,6 @@ mod tests {
         let mut outbox = Outbox::restore(vec![(4, record("x")), (7, record("y"))]);
         assert_eq!(outbox.next_to_send(0).map(|(seq, _)| seq), Some(4));
         assert_eq!(outbox.push(record("z")), 8);
-        assert!(outbox.take_changes().added.iter().all(|(seq, _)| *seq == 8));
+        assert!(outbox.changes().added.iter().all(|(seq, _)| *seq == 8));
     }
 }

@@ -2,6 +2,8 @@
 //! module tests one command or subsystem, through the library's public API or, in `replay`,
 //! through the built `flowwatch` binary itself.
 
+mod daemon;
+mod kafka_support;
 mod parse_never_panics;
 mod replay;
 mod validate;

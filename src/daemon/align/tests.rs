@@ -146,7 +146,7 @@ proptest! {
         let p1: Vec<_> = times1.iter().enumerate().map(|(o, &t)| (1, o as i64, t)).collect();
         let mut interleaved = Vec::new();
         let (mut i, mut j) = (0, 0);
-        for &pick_first in choices.iter().chain(std::iter::repeat(&true).take(24)) {
+        for &pick_first in choices.iter().chain(std::iter::repeat_n(&true, 24)) {
             if (pick_first && i < p0.len()) || j >= p1.len() {
                 if i < p0.len() { interleaved.push(p0[i]); i += 1; }
             } else {
@@ -158,4 +158,10 @@ proptest! {
         let expected: Vec<_> = expected.into_iter().map(|(_, p, o)| (p, o)).collect();
         prop_assert_eq!(release_order(2, &interleaved, lateness), expected);
     }
+}
+
+#[test]
+fn without_partitions_the_clock_waits() {
+    let mut aligner: Aligner<()> = Aligner::new(0, 100);
+    assert_eq!(aligner.clock(1_000_000), Millis::MIN);
 }

@@ -1,0 +1,346 @@
+//! The Kafka side of the daemon: the consumer (with the rebalance hook that resumes from the
+//! store's positions), the idempotent producer whose deliveries are reported back, and the
+//! conversion of a Kafka message into the engine's [`Record`]. The only daemon module that
+//! imports rdkafka.
+
+use super::align::TopicPartition;
+use super::outbox::OutRecord;
+use crate::config::{Config, StartFrom};
+use crate::record::Record;
+use crate::time::Millis;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A change of assignment, seen inside `poll` and handled by the worker right after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentChange {
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
+}
+
+/// Shared between the worker and the consumer's callbacks.
+#[derive(Default)]
+pub struct Shared {
+    /// Where each partition resumes, from the store (absent: `kafka.start_from`).
+    pub resume: Mutex<HashMap<TopicPartition, i64>>,
+    pub changes: Mutex<Vec<AssignmentChange>>,
+}
+
+/// The consumer's context: logs through tracing and applies stored positions on assignment.
+pub struct ConsumerHooks {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for ConsumerHooks {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka client error (librdkafka retries by itself).");
+    }
+}
+
+impl ConsumerContext for ConsumerHooks {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let partitions: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|element| (Arc::from(element.topic()), element.partition()))
+            .collect();
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let resume = self.shared.resume.lock().map(|map| map.clone()).unwrap_or_default();
+                for (topic, partition) in &partitions {
+                    if let Some(&offset) = resume.get(&(topic.clone(), *partition)) {
+                        let _ = tpl.set_partition_offset(topic, *partition, Offset::Offset(offset));
+                    }
+                }
+                self.push(AssignmentChange::Assigned(partitions));
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.push(AssignmentChange::Revoked(partitions));
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "Rebalance failed; the consumer rejoins the group.");
+                if cooperative {
+                    Ok(())
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "Could not apply the new assignment.");
+        }
+    }
+}
+
+impl ConsumerHooks {
+    fn push(&self, change: AssignmentChange) {
+        if let Ok(mut changes) = self.shared.changes.lock() {
+            changes.push(change);
+        }
+    }
+}
+
+fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+/// The consumer.
+pub type FlowConsumer = BaseConsumer<ConsumerHooks>;
+
+/// Builds the consumer: pass-through properties first, then the ones the daemon owns.
+pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsumer> {
+    let mut client = ClientConfig::new();
+    client.set("fetch.queue.backoff.ms", "10");
+    client.set("fetch.wait.max.ms", "100");
+    for (name, value) in &config.kafka.properties {
+        client.set(name, value);
+    }
+    let reset = match config.kafka.start_from {
+        StartFrom::Latest => "latest",
+        StartFrom::Earliest | StartFrom::Time(_) => "earliest",
+    };
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", reset)
+        .set("enable.partition.eof", "false")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("isolation.level", "read_committed");
+    client.set_log_level(RDKafkaLogLevel::Warning);
+    client.create_with_context(ConsumerHooks { shared })
+}
+
+/// A delivery report: the outbox sequence number and the outcome.
+pub type Delivery = (u64, Result<(), String>);
+
+/// The producer's context: delivery reports go back to the worker over a channel.
+pub struct ProducerHooks {
+    deliveries: Mutex<mpsc::Sender<Delivery>>,
+}
+
+impl ClientContext for ProducerHooks {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka producer error (librdkafka retries by itself).");
+    }
+}
+
+impl ProducerContext for ProducerHooks {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: Box<u64>) {
+        let outcome = match result {
+            Ok(_) => Ok(()),
+            Err((error, _)) => Err(error.to_string()),
+        };
+        if let Ok(sender) = self.deliveries.lock() {
+            let _ = sender.send((*seq, outcome));
+        }
+    }
+}
+
+/// The producer.
+pub type OutboxProducer = ThreadedProducer<ProducerHooks>;
+
+/// Builds the idempotent producer (acks=all) and the channel its delivery reports arrive on.
+pub fn producer(config: &Config) -> KafkaResult<(OutboxProducer, mpsc::Receiver<Delivery>)> {
+    let (sender, receiver) = mpsc::channel();
+    let mut client = ClientConfig::new();
+    client.set("linger.ms", "5");
+    for (name, value) in &config.kafka.properties {
+        client.set(name, value);
+    }
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    client.set_log_level(RDKafkaLogLevel::Warning);
+    let producer = client.create_with_context(ProducerHooks {
+        deliveries: Mutex::new(sender),
+    })?;
+    Ok((producer, receiver))
+}
+
+/// Hands one outbox entry to the producer. `Err(true)` when its queue is full (try later).
+pub fn send(producer: &OutboxProducer, seq: u64, record: &OutRecord) -> Result<(), bool> {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (name, value) in &record.headers {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(value.as_bytes()),
+        });
+    }
+    let mut base: BaseRecord<'_, str, [u8], Box<u64>> =
+        BaseRecord::with_opaque_to(&record.topic, Box::new(seq))
+            .payload(record.payload.as_slice())
+            .headers(headers);
+    if let Some(key) = &record.key {
+        base = base.key(key.as_str());
+    }
+    if let Some(timestamp) = record.timestamp {
+        base = base.timestamp(timestamp);
+    }
+    match producer.send(base) {
+        Ok(()) => Ok(()),
+        Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+            Err(true)
+        }
+        Err((error, _)) => {
+            tracing::warn!(%error, topic = %record.topic, "Could not hand a record to the producer.");
+            Err(false)
+        }
+    }
+}
+
+/// Waits for in-flight deliveries, at most `timeout`.
+pub fn flush(producer: &OutboxProducer, timeout: Duration) {
+    let _ = producer.flush(timeout);
+}
+
+/// What a consumed message became.
+pub enum Decoded {
+    Record(Record),
+    /// The payload is not JSON: dead-letter it with this reason.
+    Undecodable { detail: String, raw: Vec<u8> },
+}
+
+/// Converts a message into the engine's record.
+pub fn decode(message: &OwnedMessage, wall: Millis) -> Decoded {
+    let timestamp = message.timestamp().to_millis().unwrap_or(wall);
+    let key = message
+        .key()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .map(str::to_string);
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|header| {
+                    let value = std::str::from_utf8(header.value?).ok()?;
+                    Some((header.key.to_string(), value.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let value = match message.payload() {
+        None => serde_json::Value::Null,
+        Some(bytes) => match serde_json::from_slice(bytes) {
+            Ok(value) => value,
+            Err(error) => {
+                return Decoded::Undecodable {
+                    detail: format!("payload is not JSON: {error}"),
+                    raw: bytes.to_vec(),
+                }
+            }
+        },
+    };
+    Decoded::Record(Record {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key,
+        timestamp,
+        headers,
+        value,
+    })
+}
+
+/// The high watermark librdkafka last saw for a partition (cached, no network call), if any.
+pub fn cached_high_watermark(consumer: &FlowConsumer, partition: &TopicPartition) -> Option<i64> {
+    let topic = CString::new(partition.0.as_bytes()).ok()?;
+    let mut low: i64 = -1;
+    let mut high: i64 = -1;
+    // SAFETY: the client pointer is valid for the consumer's lifetime, `topic` is a valid C
+    // string for the call, and the two out-pointers point to live locals.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition.1,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// A list of partitions for pause, resume and commit calls.
+pub fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    list
+}
+
+/// Commits the checkpointed positions to Kafka (asynchronously) so that lag exporters see
+/// progress; the store stays the source of truth.
+pub fn commit(consumer: &FlowConsumer, positions: &[(TopicPartition, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in positions {
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    if list.count() > 0 {
+        if let Err(error) = consumer.commit(&list, rdkafka::consumer::CommitMode::Async) {
+            tracing::debug!(%error, "Offset commit to Kafka failed; the next checkpoint retries.");
+        }
+    }
+}
+
+/// Members the group has right now (a second daemon must not join: see the README's limits).
+pub fn group_members(consumer: &FlowConsumer, group: &str) -> KafkaResult<usize> {
+    let list = consumer.fetch_group_list(Some(group), Duration::from_secs(10))?;
+    Ok(list
+        .groups()
+        .iter()
+        .filter(|found| found.name() == group)
+        .map(|found| found.members().len())
+        .sum())
+}

@@ -1,0 +1,544 @@
+//! The worker: one thread that owns the tracker and drives it from Kafka.
+//!
+//! Each turn of its loop: serve requests from other tasks (HTTP), poll a batch of records,
+//! apply assignment changes, let the live merge ([`Aligner`]) release the records the clock has
+//! passed into the engine, move the engine's clock, turn outputs into outbox entries, hand the
+//! outbox to the producer and collect its acknowledgements, pause or resume partitions, and
+//! checkpoint when due. Nothing else touches the engine, so there are no locks around it.
+
+use super::align::{Aligner, ResumePosition, TopicPartition};
+use super::checkpoint::Checkpointer;
+use super::kafka::{self, AssignmentChange, Decoded, Delivery, FlowConsumer, OutboxProducer, Shared};
+use super::outbox::{OutRecord, Outbox};
+use super::status::Status;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, StartFrom};
+use crate::engine::{Input, Output, Signal};
+use crate::record::Record;
+use crate::store::Store;
+use crate::time::{self, Millis};
+use crate::tracker::{Tracker, TrackerRequests};
+use rdkafka::consumer::Consumer;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Most records taken from the consumer per turn.
+const BATCH: usize = 5_000;
+/// Back-off before a failed delivery is tried again.
+const RETRY_AFTER: Millis = 1_000;
+
+/// A record read and waiting for the clock.
+struct Held {
+    record: Record,
+    /// Set when its time lay beyond the allowed skew: the wall-clock time to apply it at.
+    skewed_at: Option<Millis>,
+}
+
+/// Everything the worker needs, built by [`super::start`].
+pub struct Worker {
+    pub(super) config: Config,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) tracker: Tracker,
+    pub(super) store: Box<dyn Store>,
+    pub(super) consumer: FlowConsumer,
+    pub(super) shared: Arc<Shared>,
+    pub(super) producer: OutboxProducer,
+    pub(super) deliveries: mpsc::Receiver<Delivery>,
+    pub(super) requests: Option<TrackerRequests>,
+    pub(super) status: Arc<Status>,
+    pub(super) outbox: Outbox,
+    /// Positions restored from the store: records read again below them were applied before.
+    pub(super) restored_positions: HashMap<TopicPartition, ResumePosition>,
+}
+
+/// Loop state that is not configuration.
+struct Run {
+    aligner: Aligner<Held>,
+    checkpointer: Checkpointer,
+    topics: HashMap<String, Arc<str>>,
+    outputs: Vec<Output>,
+    /// Partitions paused by the merge's flow control.
+    flow_paused: HashSet<TopicPartition>,
+    /// Everything paused because the outbox is full or the store failed.
+    all_paused: bool,
+    last_checkpoint: Millis,
+    last_record_at: Millis,
+    force_checkpoint: bool,
+    horizon_set: Millis,
+    watchdog_logged: bool,
+    /// Partitions that start fresh from a time (`kafka.start_from` = a time).
+    fresh_from_time: HashSet<TopicPartition>,
+}
+
+impl Worker {
+    /// Runs until cancelled, then shuts down in order: stop fetching, checkpoint, flush the
+    /// outbox for at most `outputs.flush_timeout`, checkpoint again, commit offsets.
+    pub fn run(mut self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let real = SystemClock;
+        let topics: Vec<String> = self.tracker.engine().topics().to_vec();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topic_refs)?;
+        let mut run = Run {
+            aligner: Aligner::new(
+                self.config.tracking.allowed_lateness,
+                self.config.kafka.max_held_records,
+            ),
+            checkpointer: Checkpointer::default(),
+            topics: topics
+                .iter()
+                .map(|topic| (topic.clone(), Arc::from(topic.as_str())))
+                .collect(),
+            outputs: Vec::new(),
+            flow_paused: HashSet::new(),
+            all_paused: false,
+            last_checkpoint: real.now(),
+            last_record_at: real.now(),
+            force_checkpoint: false,
+            horizon_set: Millis::MIN,
+            watchdog_logged: false,
+            fresh_from_time: HashSet::new(),
+        };
+        run.aligner.start_clock_at(self.tracker.engine().clock());
+        self.status.restored.store(true, Ordering::Relaxed);
+        self.status.store_writable.store(true, Ordering::Relaxed);
+        tracing::info!(topics = ?topics, group = %self.config.kafka.group_id, "Consuming.");
+        while !cancel.is_cancelled() {
+            self.turn(&mut run, &real)?;
+        }
+        self.shutdown(&mut run, &real)
+    }
+
+    fn turn(&mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
+        self.serve_requests(run);
+        let mut taken = 0;
+        while taken < BATCH {
+            let timeout = if taken == 0 {
+                Duration::from_millis(20)
+            } else {
+                Duration::ZERO
+            };
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(message)) => {
+                    taken += 1;
+                    let message = message.detach();
+                    self.ingest(run, &message);
+                }
+                Some(Err(error)) => {
+                    // Transient (broker down, transport failures): librdkafka reconnects.
+                    tracing::debug!(%error, "Consumer error.");
+                    break;
+                }
+            }
+        }
+        if taken > 0 {
+            run.last_record_at = real.now();
+            self.status
+                .records_read
+                .fetch_add(taken as u64, Ordering::Relaxed);
+        }
+        self.assignment_changes(run);
+        self.update_positions(run, real);
+        self.advance(run);
+        self.publish(real);
+        self.flow_control(run);
+        let now = real.now();
+        if run.force_checkpoint
+            || now - run.last_checkpoint >= self.config.state.checkpoint_interval
+        {
+            self.checkpoint(run, now);
+        }
+        Ok(())
+    }
+
+    fn serve_requests(&mut self, run: &mut Run) {
+        let Some(requests) = self.requests.as_mut() else {
+            return;
+        };
+        let mut served = 0;
+        while let Some(request) = requests.try_recv() {
+            request.run(&mut self.tracker, &mut run.outputs);
+            served += 1;
+            if served >= 64 {
+                break;
+            }
+        }
+        if !run.outputs.is_empty() {
+            // An operator action: it is not in Kafka, so make it durable at once.
+            run.force_checkpoint = true;
+            self.effects(run, None);
+        }
+    }
+
+    fn ingest(&mut self, run: &mut Run, message: &rdkafka::message::OwnedMessage) {
+        use rdkafka::Message;
+        let topic = match run.topics.get(message.topic()) {
+            Some(topic) => topic.clone(),
+            None => {
+                let topic: Arc<str> = Arc::from(message.topic());
+                run.topics.insert(message.topic().to_string(), topic.clone());
+                topic
+            }
+        };
+        let partition = (topic, message.partition());
+        let offset = message.offset();
+        if let Some(position) = self.restored_positions.get(&partition) {
+            if position.already_applied(offset) {
+                run.aligner.passed(&partition, offset);
+                return;
+            }
+        }
+        let wall = self.clock.now();
+        match kafka::decode(message, wall) {
+            Decoded::Undecodable { detail, raw } => {
+                self.tracker.engine_mut().count_undecodable();
+                self.dead_letter(&partition, offset, "invalid_json", &detail, raw);
+                run.aligner.passed(&partition, offset);
+            }
+            Decoded::Record(record) => {
+                if let StartFrom::Time(start) = self.config.kafka.start_from {
+                    if run.fresh_from_time.contains(&partition) && record.timestamp < start {
+                        run.aligner.passed(&partition, offset);
+                        return;
+                    }
+                }
+                let time = self.tracker.engine().record_time(&record);
+                let skewed = time > wall.saturating_add(self.config.tracking.max_clock_skew);
+                let time = if skewed { wall } else { time };
+                run.aligner.read(
+                    &partition,
+                    offset,
+                    time,
+                    Held {
+                        record,
+                        skewed_at: skewed.then_some(wall),
+                    },
+                );
+            }
+        }
+    }
+
+    fn assignment_changes(&mut self, run: &mut Run) {
+        let changes: Vec<AssignmentChange> = match self.shared.changes.lock() {
+            Ok(mut changes) => std::mem::take(&mut *changes),
+            Err(_) => Vec::new(),
+        };
+        for change in changes {
+            match change {
+                AssignmentChange::Assigned(partitions) => {
+                    for partition in partitions {
+                        let stored = self.restored_positions.get(&partition).map(|p| p.offset);
+                        if stored.is_none() && matches!(self.config.kafka.start_from, StartFrom::Time(_)) {
+                            run.fresh_from_time.insert(partition.clone());
+                        }
+                        tracing::info!(topic = %partition.0, partition = partition.1, resume_from = ?stored, "Partition assigned.");
+                        run.aligner.assign(partition, stored);
+                    }
+                }
+                AssignmentChange::Revoked(partitions) => {
+                    tracing::error!(
+                        partitions = ?partitions,
+                        group = %self.config.kafka.group_id,
+                        "Partitions were revoked: another consumer joined the group. One flowwatch daemon per consumer group is supported; stop the other one (or give it its own kafka.group_id). Tracking of the revoked partitions stops here."
+                    );
+                    self.status.group_conflict.store(true, Ordering::Relaxed);
+                    for partition in &partitions {
+                        run.aligner.revoke(partition);
+                        run.flow_paused.remove(partition);
+                    }
+                }
+            }
+        }
+        self.status
+            .partitions_assigned
+            .store(run.aligner.partitions().count() as u64, Ordering::Relaxed);
+    }
+
+    /// Catch-up flags from the cached high watermarks, lag figures and the watchdog.
+    fn update_positions(&mut self, run: &mut Run, real: &SystemClock) {
+        let partitions: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
+        let mut behind = 0u64;
+        let mut any_lag = false;
+        for partition in &partitions {
+            let next = run.aligner.next_offset(partition);
+            let high = kafka::cached_high_watermark(&self.consumer, partition);
+            let caught_up = match (next, high) {
+                (Some(next), Some(high)) => next >= high,
+                // Nothing read yet but the partition is empty.
+                (None, Some(0)) => true,
+                _ => false,
+            };
+            if let (Some(next), Some(high)) = (next, high) {
+                behind += (high - next).max(0) as u64;
+            }
+            if !caught_up {
+                any_lag = true;
+            }
+            tracing::trace!(topic = %partition.0, partition = partition.1, ?next, ?high, caught_up, "Position.");
+            run.aligner.set_caught_up(partition, caught_up);
+        }
+        self.status.records_behind.store(behind, Ordering::Relaxed);
+        self.status
+            .caught_up
+            .store(!any_lag && !partitions.is_empty(), Ordering::Relaxed);
+        let silent = real.now() - run.last_record_at;
+        let healthy = !(any_lag && !run.all_paused && silent > self.config.kafka.watchdog_timeout);
+        if !healthy && !run.watchdog_logged {
+            tracing::error!(
+                silent_ms = silent,
+                records_behind = behind,
+                "Watchdog: assigned partitions have lag but delivered nothing; the consumer looks stuck."
+            );
+        }
+        run.watchdog_logged = !healthy;
+        self.status.watchdog_ok.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Releases what the clock has passed into the engine and moves the engine's clock.
+    fn advance(&mut self, run: &mut Run) {
+        let wall = self.clock.now();
+        let horizon = wall.saturating_sub(self.config.tracking.action_horizon);
+        if horizon - run.horizon_set >= 1_000 || horizon < run.horizon_set {
+            self.tracker
+                .handle(Input::ActionHorizonSet(horizon), &mut run.outputs);
+            run.horizon_set = horizon;
+        }
+        let live = run.aligner.clock(wall);
+        tracing::trace!(live = %time::format_rfc3339(live.max(0)), waiting = run.aligner.waiting(), "Live clock.");
+        while let Some((_, _, _, held)) = run.aligner.pop_ready(live) {
+            let input = match held.skewed_at {
+                Some(now) => Input::SkewedRecordReceived {
+                    record: &held.record,
+                    now,
+                },
+                None => Input::RecordReceived(&held.record),
+            };
+            self.tracker.handle(input, &mut run.outputs);
+            self.effects(run, Some(&held.record));
+        }
+        let target = run.aligner.engine_target(live);
+        if target > self.tracker.engine().clock() && target > Millis::MIN {
+            self.tracker
+                .handle(Input::ClockAdvanced(target), &mut run.outputs);
+            self.effects(run, None);
+        }
+        let lag = if self.tracker.engine().clock() == Millis::MIN {
+            0
+        } else {
+            wall - self.tracker.engine().clock()
+        };
+        self.status.event_time_lag_ms.store(lag, Ordering::Relaxed);
+    }
+
+    /// Turns the engine's outputs into outbox entries.
+    fn effects(&mut self, run: &mut Run, record: Option<&Record>) {
+        let outputs = std::mem::take(&mut run.outputs);
+        for output in &outputs {
+            match output {
+                Output::Emit(signal) => self.emit(signal),
+                Output::Publish(action) => {
+                    self.outbox.push(OutRecord {
+                        topic: action.topic.clone(),
+                        key: action.key.clone(),
+                        payload: serde_json::to_vec(&action.value).unwrap_or_default(),
+                        headers: vec![("flowwatch_signal_id".to_string(), action.signal_id.clone())],
+                        timestamp: None,
+                    });
+                }
+                Output::DeadLetter(rejection) => {
+                    let raw = record
+                        .map(|record| serde_json::to_vec(&record.value).unwrap_or_default())
+                        .unwrap_or_default();
+                    let partition = (Arc::from(rejection.topic.as_str()), rejection.partition);
+                    self.dead_letter(&partition, rejection.offset, rejection.reason, &rejection.detail, raw);
+                }
+            }
+        }
+        run.outputs = outputs;
+        run.outputs.clear();
+    }
+
+    fn emit(&mut self, signal: &Signal) {
+        let mut payload = Vec::with_capacity(256);
+        signal.write_json(&mut payload);
+        let headers = vec![(
+            "content-type".to_string(),
+            "application/cloudevents+json; charset=UTF-8".to_string(),
+        )];
+        if let Some(topic) = &self.config.outputs.signals_topic {
+            self.outbox.push(OutRecord {
+                topic: topic.clone(),
+                key: Some(signal.subject.to_string()),
+                payload: payload.clone(),
+                headers: headers.clone(),
+                timestamp: Some(signal.time),
+            });
+        }
+        if signal.alert {
+            if let Some(topic) = &self.config.outputs.alerts_topic {
+                self.outbox.push(OutRecord {
+                    topic: topic.clone(),
+                    key: Some(signal.subject.to_string()),
+                    payload,
+                    headers,
+                    timestamp: Some(signal.time),
+                });
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, partition: &TopicPartition, offset: i64, reason: &str, detail: &str, raw: Vec<u8>) {
+        self.status.dead_letters.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(topic = %partition.0, partition = partition.1, offset, reason, detail, "Record dead-lettered.");
+        let Some(topic) = &self.config.outputs.dead_letter_topic else {
+            return;
+        };
+        self.outbox.push(OutRecord {
+            topic: topic.clone(),
+            key: Some(format!("{}/{}/{}", partition.0, partition.1, offset)),
+            payload: raw,
+            headers: vec![
+                ("flowwatch_reason".to_string(), reason.to_string()),
+                ("flowwatch_detail".to_string(), detail.to_string()),
+                ("flowwatch_source_topic".to_string(), partition.0.to_string()),
+                ("flowwatch_source_partition".to_string(), partition.1.to_string()),
+                ("flowwatch_source_offset".to_string(), offset.to_string()),
+            ],
+            timestamp: None,
+        });
+    }
+
+    /// Hands waiting outbox entries to the producer and collects delivery reports.
+    fn publish(&mut self, real: &SystemClock) {
+        while let Ok((seq, outcome)) = self.deliveries.try_recv() {
+            match outcome {
+                Ok(()) => self.outbox.acknowledged(seq),
+                Err(error) => {
+                    self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "Delivery failed; the record stays in the outbox and is sent again.");
+                    self.outbox.failed(seq, real.now() + RETRY_AFTER);
+                }
+            }
+        }
+        let now = real.now();
+        loop {
+            let (seq, result) = match self.outbox.next_to_send(now) {
+                None => break,
+                Some((seq, record)) => (seq, kafka::send(&self.producer, seq, record)),
+            };
+            match result {
+                Ok(()) => {}
+                Err(true) => {
+                    self.outbox.not_taken(seq);
+                    break;
+                }
+                Err(false) => self.outbox.failed(seq, now + RETRY_AFTER),
+            }
+        }
+        self.status
+            .outbox_len
+            .store(self.outbox.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Pauses partitions that run ahead of the clock, and everything while the outbox is full
+    /// or the store cannot be written.
+    fn flow_control(&mut self, run: &mut Run) {
+        let control = run.aligner.flow_control();
+        if !control.pause.is_empty() {
+            let _ = self.consumer.pause(&kafka::partition_list(&control.pause));
+            run.flow_paused.extend(control.pause);
+        }
+        if !control.resume.is_empty() {
+            for partition in &control.resume {
+                run.flow_paused.remove(partition);
+            }
+            if !run.all_paused {
+                let _ = self.consumer.resume(&kafka::partition_list(&control.resume));
+            }
+        }
+        let limit = self.config.outputs.outbox_limit;
+        let store_ok = self.status.store_writable.load(Ordering::Relaxed);
+        let stop = self.outbox.len() >= limit || !store_ok;
+        let go = self.outbox.len() < limit / 2 + 1 && store_ok;
+        let all: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
+        if stop && !run.all_paused {
+            tracing::warn!(outbox = self.outbox.len(), store_ok, "Pausing consumption until the outbox drains and the store is writable.");
+            let _ = self.consumer.pause(&kafka::partition_list(&all));
+            run.all_paused = true;
+        } else if go && run.all_paused {
+            let resume: Vec<TopicPartition> = all
+                .into_iter()
+                .filter(|partition| !run.flow_paused.contains(partition))
+                .collect();
+            let _ = self.consumer.resume(&kafka::partition_list(&resume));
+            run.all_paused = false;
+            tracing::info!("Consumption resumed.");
+        }
+    }
+
+    fn checkpoint(&mut self, run: &mut Run, now: Millis) -> bool {
+        let positions = run.aligner.resume_positions();
+        let result = run.checkpointer.write(
+            &mut *self.store,
+            self.tracker.engine(),
+            &positions,
+            &mut self.outbox,
+            self.clock.now(),
+        );
+        run.last_checkpoint = now;
+        match result {
+            Ok(written) => {
+                run.force_checkpoint = false;
+                if !self.status.store_writable.swap(true, Ordering::Relaxed) {
+                    tracing::info!("The store is writable again.");
+                }
+                self.status.checkpoints.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(bytes = written.bytes, outbox_added = written.outbox_added, "Checkpoint written.");
+                let offsets: Vec<(TopicPartition, i64)> = positions
+                    .iter()
+                    .map(|(partition, position)| (partition.clone(), position.offset))
+                    .collect();
+                for (partition, position) in positions {
+                    self.restored_positions.insert(partition, position);
+                }
+                kafka::commit(&self.consumer, &offsets);
+                true
+            }
+            Err(error) => {
+                if self.status.store_writable.swap(false, Ordering::Relaxed) {
+                    tracing::error!(%error, "Checkpoint failed: consumption pauses and no offsets are committed until the store can be written again.");
+                }
+                false
+            }
+        }
+    }
+
+    fn shutdown(mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
+        tracing::info!("Shutting down: stopping fetches, checkpointing, flushing the outbox.");
+        let all: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
+        let _ = self.consumer.pause(&kafka::partition_list(&all));
+        self.serve_requests(run);
+        let saved = self.checkpoint(run, real.now());
+        let deadline = real.now() + self.config.outputs.flush_timeout;
+        while !self.outbox.is_empty() && real.now() < deadline {
+            self.publish(real);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kafka::flush(&self.producer, Duration::from_millis(100));
+        self.publish(real);
+        let saved = self.checkpoint(run, real.now()) || saved;
+        if !self.outbox.is_empty() {
+            tracing::warn!(left = self.outbox.len(), "The outbox did not drain in time; it is kept and sent at the next start.");
+        }
+        self.consumer.unsubscribe();
+        if saved {
+            tracing::info!(clock = %time::format_rfc3339(self.tracker.engine().clock().max(0)), "Stopped cleanly.");
+            Ok(())
+        } else {
+            anyhow::bail!("the final checkpoint could not be written; the next start resumes from the previous one")
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Helpers for the daemon tests: an in-process mock Kafka cluster, producing recorded records
+//! to it, reading a topic back, and the replay the live run must agree with.
+
+use flowwatch::config::{self, Config};
+use flowwatch::engine::{Engine, EngineConfig, Input, Output};
+use flowwatch::flow::{self, Flow};
+
+use flowwatch::record::Record;
+use flowwatch::replay::decode::decode_line;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const PARTITIONS: i32 = 3;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shipped_flows() -> Vec<Flow> {
+    let report = flow::load_dir_or_files(&[root().join("flows")]);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    report.flows
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "flowwatch-it-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Records of a recorded example, in file order.
+pub fn example_records(name: &str) -> Vec<Record> {
+    let text = std::fs::read_to_string(root().join("tests/examples").join(name)).unwrap();
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| decode_line(line, index as u64 + 1).expect("example decodes"))
+        .collect()
+}
+
+/// A mock cluster with the flows' topics and the output topics created.
+pub fn mock_cluster(topics: &[String]) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster starts");
+    for topic in topics {
+        cluster.create_topic(topic, PARTITIONS, 1).expect("topic created");
+    }
+    for topic in ["flowwatch.signals", "flowwatch.alerts", "flowwatch.dead-letter"] {
+        cluster.create_topic(topic, 1, 1).expect("topic created");
+    }
+    cluster
+}
+
+/// Every topic the flows read (action topics are auto-created by the mock cluster).
+pub fn input_topics() -> Vec<String> {
+    Engine::new(shipped_flows(), EngineConfig::default()).topics().to_vec()
+}
+
+/// Produces records (partition chosen round-robin per topic, so each partition keeps the file
+/// order) and returns them with the partition and offset Kafka gave them.
+pub fn produce(brokers: &str, records: &[Record]) -> Vec<Record> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let mut next_partition: HashMap<String, i32> = HashMap::new();
+    let mut next_offset: HashMap<(String, i32), i64> = HashMap::new();
+    let mut produced = Vec::new();
+    for record in records {
+        let counter = next_partition.entry(record.topic.clone()).or_insert(0);
+        let partition = *counter % PARTITIONS;
+        *counter += 1;
+        let offset_counter = next_offset.entry((record.topic.clone(), partition)).or_insert(0);
+        let offset = *offset_counter;
+        *offset_counter += 1;
+        let payload = serde_json::to_vec(&record.value).unwrap();
+        let mut headers = OwnedHeaders::new();
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut base: BaseRecord<'_, str, Vec<u8>> = BaseRecord::to(&record.topic)
+            .partition(partition)
+            .payload(&payload)
+            .timestamp(record.timestamp)
+            .headers(headers);
+        if let Some(key) = &record.key {
+            base = base.key(key.as_str());
+        }
+        producer.send(base).map_err(|(error, _)| error).expect("send");
+        producer.poll(Duration::ZERO);
+        produced.push(Record {
+            partition,
+            offset,
+            ..record.clone()
+        });
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    produced
+}
+
+/// Raw payloads of a topic, read from the beginning until nothing new comes for `quiet`.
+pub fn read_topic(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let mut payloads = Vec::new();
+    while last.elapsed() < quiet && started.elapsed() < limit {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                payloads.push(message.payload().unwrap_or_default().to_vec());
+                last = std::time::Instant::now();
+            }
+            _ => {}
+        }
+    }
+    payloads
+}
+
+/// The signals a replay of these records sorted by time prints, as JSON lines: what the live
+/// daemon must publish (SPEC 1.3, "Live").
+pub fn replay_sorted(records: &[Record], engine_config: EngineConfig) -> Vec<String> {
+    let mut engine = Engine::new(shipped_flows(), engine_config);
+    let mut sorted: Vec<(i64, &Record)> = records
+        .iter()
+        .map(|record| (engine.record_time(record), record))
+        .collect();
+    sorted.sort_by(|a, b| {
+        (a.0, &a.1.topic, a.1.partition, a.1.offset).cmp(&(b.0, &b.1.topic, b.1.partition, b.1.offset))
+    });
+    let mut outputs = Vec::new();
+    for (_, record) in sorted {
+        engine.handle(Input::RecordReceived(record), &mut outputs);
+    }
+    engine.handle(Input::ClockAdvanced(i64::MAX / 4), &mut outputs);
+    outputs
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Emit(signal) => Some(signal.to_json()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A daemon configuration for tests, through the same loader users have.
+pub fn test_config(brokers: &str, state: &Path, group: &str, extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        ("FLOWWATCH__KAFKA__BROKERS", brokers),
+        ("FLOWWATCH__KAFKA__GROUP_ID", group),
+        ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().unwrap()),
+        ("FLOWWATCH__STATE__DIR", state.to_str().unwrap()),
+        ("FLOWWATCH__STATE__CHECKPOINT_INTERVAL", "200ms"),
+        ("FLOWWATCH__TRACKING__ACTION_HORIZON", "36500d"),
+        ("FLOWWATCH_KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
+        ("FLOWWATCH_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS", "500"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    for (name, value) in extra {
+        env.insert(name.to_string(), value.to_string());
+    }
+    config::load(None, &env).expect("test configuration is valid")
+}

@@ -9,12 +9,14 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`http`]: health, metrics, the JSON API, operator actions and the OpenAPI document.
 //! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod engine;
 pub mod flow;
+pub mod http;
 pub mod record;
 pub mod replay;
 pub mod time;

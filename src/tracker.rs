@@ -136,9 +136,7 @@ pub fn channel() -> (TrackerHandle, TrackerRequests) {
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
     (
         TrackerHandle { requests: sender },
-        TrackerRequests {
-            requests: receiver,
-        },
+        TrackerRequests { requests: receiver },
     )
 }
 

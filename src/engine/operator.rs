@@ -123,12 +123,12 @@ impl Engine {
             ),
             None => None,
         };
-        let instance = self.instances[slot as usize]
-            .as_ref()
-            .ok_or_else(|| OperatorRefusal::UnknownInstance {
+        let instance = self.instances[slot as usize].as_ref().ok_or_else(|| {
+            OperatorRefusal::UnknownInstance {
                 flow: request.flow.clone(),
                 key: request.key.clone(),
-            })?;
+            }
+        })?;
         match instance.status {
             Status::Open => {}
             Status::Completed => return Err(OperatorRefusal::Ended("completed")),
@@ -140,7 +140,9 @@ impl Engine {
                 let step = step.ok_or(OperatorRefusal::StepRequired)?;
                 let name = &definition.steps[step].name;
                 if instance.steps[step].status != StepStatus::Open {
-                    return not(format!("step {name} is not open, so there is nothing to retry"));
+                    return not(format!(
+                        "step {name} is not open, so there is nothing to retry"
+                    ));
                 }
                 if !self.would_run_declared(instance, &definition.steps[step].on_breach, step) {
                     return not(format!(

@@ -326,8 +326,12 @@ impl Engine {
     /// A flow's definition as a graph.
     pub fn flow_graph(&self, flow: usize) -> Option<FlowGraph> {
         let definition = &self.flows.get(flow)?.def;
-        let event_names =
-            |events: &[usize]| events.iter().map(|&e| definition.events[e].name.clone()).collect();
+        let event_names = |events: &[usize]| {
+            events
+                .iter()
+                .map(|&e| definition.events[e].name.clone())
+                .collect()
+        };
         Some(FlowGraph {
             name: definition.name.clone(),
             description: definition.description.clone(),
@@ -402,7 +406,8 @@ impl Engine {
             .collect();
         let total = matching.len() as u64;
         // Newest first, then by key: a total order, so pages neither skip nor repeat.
-        let order = |instance: &&Instance| (std::cmp::Reverse(instance.started), instance.key.clone());
+        let order =
+            |instance: &&Instance| (std::cmp::Reverse(instance.started), instance.key.clone());
         matching.retain(|instance| {
             after.as_ref().is_none_or(|(started, key)| {
                 (std::cmp::Reverse(instance.started), &*instance.key)
@@ -670,7 +675,9 @@ fn windows(
                 opened: start,
                 due,
                 completed: closed,
-                breached: !last || closed.is_some_and(|at| at > due) || u32::from(state.breaches) > index,
+                breached: !last
+                    || closed.is_some_and(|at| at > due)
+                    || u32::from(state.breaches) > index,
             }
         })
         .collect()

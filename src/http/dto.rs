@@ -5,8 +5,8 @@
 
 use crate::engine::instance::{Status, StepStatus};
 use crate::engine::query::{
-    FlowCounts, FlowGraph, HistoryView, InstanceDetail, InstancePage, InstanceSummary,
-    OrphanView, StepCounts, StepDetail, Window,
+    FlowCounts, FlowGraph, HistoryView, InstanceDetail, InstancePage, InstanceSummary, OrphanView,
+    StepCounts, StepDetail, Window,
 };
 use crate::time::{format_duration, format_rfc3339, Millis};
 use serde::{Deserialize, Serialize};

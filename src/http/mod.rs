@@ -98,7 +98,8 @@ pub fn openapi_document() -> &'static str {
     DOCUMENT.get_or_init(|| {
         let (_, api) = documented().split_for_parts();
         // An OpenAPI value is plain data (strings, maps, numbers): it always serialises.
-        api.to_pretty_json().expect("the OpenAPI document serialises")
+        api.to_pretty_json()
+            .expect("the OpenAPI document serialises")
     })
 }
 

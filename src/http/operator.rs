@@ -111,7 +111,12 @@ async fn run(
     }))
 }
 
-fn request(flow: String, key: String, step: Option<String>, note: Option<String>) -> OperatorRequest {
+fn request(
+    flow: String,
+    key: String,
+    step: Option<String>,
+    note: Option<String>,
+) -> OperatorRequest {
     OperatorRequest {
         flow,
         key,

@@ -111,7 +111,12 @@ async fn first_key(state: &AppState, flow: &str, filter: &str) -> String {
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     page.json()["instances"][0]["key"]
         .as_str()
-        .unwrap_or_else(|| panic!("the checkout day has an instance with {filter}: {}", page.text))
+        .unwrap_or_else(|| {
+            panic!(
+                "the checkout day has an instance with {filter}: {}",
+                page.text
+            )
+        })
         .to_string()
 }
 
@@ -120,7 +125,10 @@ async fn liveness_and_readiness_report_each_check() {
     let state = state_with(Health::new(), None);
     for uri in ["/livez", "/healthz"] {
         let reply = get(&state, uri).await;
-        assert_eq!((reply.status, reply.json()["status"].clone()), (StatusCode::OK, "ok".into()));
+        assert_eq!(
+            (reply.status, reply.json()["status"].clone()),
+            (StatusCode::OK, "ok".into())
+        );
     }
     let reply = get(&state, "/readyz").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -134,7 +142,12 @@ async fn liveness_and_readiness_report_each_check() {
         .collect();
     assert_eq!(
         names,
-        ["partitions_assigned", "state_restored", "store_writable", "watchdog"]
+        [
+            "partitions_assigned",
+            "state_restored",
+            "store_writable",
+            "watchdog"
+        ]
     );
     state.health.set_partitions_assigned(true);
     state.health.set_state_restored(true);
@@ -142,19 +155,28 @@ async fn liveness_and_readiness_report_each_check() {
     state.health.set_backlog(1200, 90_500);
     let body = get(&state, "/readyz").await.json();
     assert_eq!(body["checks"][3]["ok"], false);
-    assert!(body["checks"][3]["detail"].as_str().unwrap().contains("no progress"));
+    assert!(body["checks"][3]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no progress"));
     assert_eq!(body["catching_up"]["records_behind"], 1200);
     assert_eq!(body["catching_up"]["event_time_lag_seconds"], 90.5);
     state.health.set_watchdog_ok(true);
     let reply = get(&state, "/readyz").await;
-    assert_eq!((reply.status, reply.json()["ready"].clone()), (StatusCode::OK, true.into()));
+    assert_eq!(
+        (reply.status, reply.json()["ready"].clone()),
+        (StatusCode::OK, true.into())
+    );
 }
 
 #[tokio::test]
 async fn metrics_are_served_as_prometheus_text() {
     let reply = get(&state(), "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     assert!(reply.text.contains("flowwatch_up 1"));
 }
 
@@ -166,7 +188,11 @@ async fn flows_carry_counts_that_match_the_instance_lists() {
     let names: Vec<&str> = flows.iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["customer-onboarding", "order-fulfillment", "parcel-delivery"]
+        [
+            "customer-onboarding",
+            "order-fulfillment",
+            "parcel-delivery"
+        ]
     );
     assert!(body["clock"].as_str().unwrap().starts_with("2026-01-05T"));
     for flow in flows {
@@ -209,7 +235,9 @@ async fn a_flow_and_its_graph() {
         .collect();
     assert!(!edges.is_empty(), "{graph}");
     assert!(graph["steps"][0]["within"]["ms"].as_i64().unwrap() > 0);
-    let flow = get(&state, "/api/v1/flows/customer-onboarding").await.json();
+    let flow = get(&state, "/api/v1/flows/customer-onboarding")
+        .await
+        .json();
     assert_eq!(flow["graph"], graph);
     assert_eq!(flow["counts"]["name"], "customer-onboarding");
     for uri in [
@@ -220,7 +248,10 @@ async fn a_flow_and_its_graph() {
     ] {
         let reply = get(&state, uri).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
-        assert!(reply.json()["error"].as_str().unwrap().contains("no"), "{uri}");
+        assert!(
+            reply.json()["error"].as_str().unwrap().contains("no"),
+            "{uri}"
+        );
     }
 }
 
@@ -259,7 +290,12 @@ async fn bad_filters_and_limits_are_refused() {
             &format!("/api/v1/flows/order-fulfillment/instances?{query}"),
         )
         .await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.text
+        );
     }
     let reply = get(&state, "/api/v1/signals?limit=5000").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -269,7 +305,11 @@ async fn bad_filters_and_limits_are_refused() {
 async fn an_instance_shows_its_steps_and_audit_trail() {
     let state = state();
     let key = first_key(&state, "order-fulfillment", "state=completed").await;
-    let reply = get(&state, &format!("/api/v1/flows/order-fulfillment/instances/{key}")).await;
+    let reply = get(
+        &state,
+        &format!("/api/v1/flows/order-fulfillment/instances/{key}"),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let instance = reply.json();
     assert_eq!(instance["status"], "completed");
@@ -284,7 +324,11 @@ async fn an_instance_shows_its_steps_and_audit_trail() {
     assert_eq!(first["type"], "event");
     assert_eq!(first["event"], "OrderPlaced");
     assert_eq!(first["topic"], "orders");
-    assert_eq!(first["payload"]["orderId"], key.as_str(), "payload as received");
+    assert_eq!(
+        first["payload"]["orderId"],
+        key.as_str(),
+        "payload as received"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +346,10 @@ async fn orphans_and_recent_signals() {
         let id = signal["id"].as_str().unwrap();
         assert!(golden.contains(id), "{id} is a signal of the checkout day");
     }
-    let times: Vec<&str> = signals.iter().map(|s| s["time"].as_str().unwrap()).collect();
+    let times: Vec<&str> = signals
+        .iter()
+        .map(|s| s["time"].as_str().unwrap())
+        .collect();
     let mut newest_first = times.clone();
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, newest_first);
@@ -321,7 +368,11 @@ async fn mutations_need_a_configured_token() {
         "{error}"
     );
     let state = state();
-    for (token, why) in [(None, "missing"), (Some("wrong"), "wrong"), (Some(""), "empty")] {
+    for (token, why) in [
+        (None, "missing"),
+        (Some("wrong"), "wrong"),
+        (Some(""), "empty"),
+    ] {
         for action in ["retry", "resolve", "cancel"] {
             let uri = format!("/api/v1/flows/order-fulfillment/instances/{key}/{action}");
             let reply = post(&state, &uri, token, r#"{"step":"payment"}"#).await;
@@ -329,9 +380,12 @@ async fn mutations_need_a_configured_token() {
             assert!(!reply.text.contains(TOKEN), "the token never appears");
         }
     }
-    let still_open = get(&state, &format!("/api/v1/flows/order-fulfillment/instances/{key}"))
-        .await
-        .json();
+    let still_open = get(
+        &state,
+        &format!("/api/v1/flows/order-fulfillment/instances/{key}"),
+    )
+    .await
+    .json();
     assert_eq!(still_open["status"], "open", "nothing changed");
 }
 
@@ -355,11 +409,19 @@ async fn cancel_ends_an_instance_and_is_recorded() {
     assert_eq!(failed["data"]["event"], "operator");
     assert_eq!(failed["data"]["reason"], "operator");
     assert_eq!(failed["data"]["detail"], "customer called");
-    let instance = get(&state, &format!("/api/v1/flows/order-fulfillment/instances/{key}"))
-        .await
-        .json();
+    let instance = get(
+        &state,
+        &format!("/api/v1/flows/order-fulfillment/instances/{key}"),
+    )
+    .await
+    .json();
     assert_eq!(instance["status"], "failed");
-    let last = instance["history"].as_array().unwrap().last().unwrap().clone();
+    let last = instance["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(last["type"], "operator");
     assert_eq!(last["command"], "cancel");
     assert_eq!(last["request_id"], "ticket-42");
@@ -376,12 +438,32 @@ async fn retry_and_resolve_answer_with_signals_or_say_why_not() {
     let state = state();
     let key = first_key(&state, "order-fulfillment", "state=open").await;
     let base = format!("/api/v1/flows/order-fulfillment/instances/{key}");
-    let reply = post(&state, &format!("{base}/retry"), Some(TOKEN), r#"{"step":"nope"}"#).await;
+    let reply = post(
+        &state,
+        &format!("{base}/retry"),
+        Some(TOKEN),
+        r#"{"step":"nope"}"#,
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
     let reply = post(&state, &format!("{base}/retry"), Some(TOKEN), r#"{}"#).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "a step is required");
-    let reply = post(&state, &format!("{base}/resolve"), Some(TOKEN), r#"{"stepp":"x"}"#).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "unknown fields");
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a step is required"
+    );
+    let reply = post(
+        &state,
+        &format!("{base}/resolve"),
+        Some(TOKEN),
+        r#"{"stepp":"x"}"#,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields"
+    );
     let reply = post(&state, &format!("{base}/resolve"), Some(TOKEN), "not json").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let detail = get(&state, &base).await.json();
@@ -397,11 +479,15 @@ async fn retry_and_resolve_answer_with_signals_or_say_why_not() {
         StatusCode::OK => {
             let signals = retry.json()["signals"].as_array().unwrap().clone();
             assert!(!signals.is_empty());
-            assert!(signals.iter().all(|s| s["type"] == "flowwatch.action"
-                && s["data"]["trigger"] == "operator"));
+            assert!(signals
+                .iter()
+                .all(|s| s["type"] == "flowwatch.action" && s["data"]["trigger"] == "operator"));
         }
         StatusCode::CONFLICT => {
-            assert!(retry.json()["error"].as_str().unwrap().contains("no declared on_breach"))
+            assert!(retry.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("no declared on_breach"))
         }
         other => panic!("retry answered {other}: {}", retry.text),
     }

@@ -125,8 +125,12 @@ fn commands_are_recorded_in_the_history_and_survive_snapshots() {
         feed(&mut engine, number, line, &mut transcript);
     }
     let saved = serde_json::to_string(&engine.snapshot()).unwrap();
-    let restored =
-        Engine::restore(compile(&[ORDER]), config, serde_json::from_str(&saved).unwrap()).unwrap();
+    let restored = Engine::restore(
+        compile(&[ORDER]),
+        config,
+        serde_json::from_str(&saved).unwrap(),
+    )
+    .unwrap();
     let detail = restored.instance_detail(0, "o-1").expect("instance kept");
     let rendered: Vec<String> = detail
         .history

@@ -210,13 +210,19 @@ fn instances_are_filtered_and_paged_without_gaps_or_repeats() {
         ..InstanceFilter::default()
     };
     let (first, cursor, total) = keys(&all);
-    assert_eq!((first.as_slice(), total), (&["o-5".to_string(), "o-4".to_string()][..], 5));
+    assert_eq!(
+        (first.as_slice(), total),
+        (&["o-5".to_string(), "o-4".to_string()][..], 5)
+    );
     let (second, cursor, _) = keys(&InstanceFilter {
         cursor: cursor.clone(),
         ..all.clone()
     });
     assert_eq!(second, ["o-3", "o-2"]);
-    let (third, cursor, _) = keys(&InstanceFilter { cursor, ..all.clone() });
+    let (third, cursor, _) = keys(&InstanceFilter {
+        cursor,
+        ..all.clone()
+    });
     assert_eq!((third.as_slice(), cursor), (&["o-1".to_string()][..], None));
     let by = |state: InstanceState, step: Option<&str>| {
         keys(&InstanceFilter {

@@ -9,6 +9,7 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`http`]: health, metrics, the JSON API, operator actions and the OpenAPI document.
 //! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
 //! - [`store`]: the daemon's durable key-value state store and its backends.
 //! - [`config`]: the daemon's configuration (TOML file + environment), validated.
@@ -24,6 +25,7 @@ pub mod daemon;
 pub mod engine;
 pub mod flow;
 pub mod logging;
+pub mod http;
 pub mod record;
 pub mod replay;
 pub mod store;

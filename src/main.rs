@@ -86,6 +86,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         )?,
         orphan_after: duration("orphan-after", &args.orphan_after)?,
         retention: duration("retention", &args.retention)?,
+        history_limit: 0,
     };
     let until = match &args.until {
         None => None,

@@ -25,6 +25,8 @@ pub struct Tracker {
     capacity: usize,
     /// Signals emitted since the tracker was built (numbers the ring for readers).
     emitted: u64,
+    /// Operator commands numbered so far (for generated request ids).
+    commands: u64,
 }
 
 impl Tracker {
@@ -40,6 +42,7 @@ impl Tracker {
             recent: VecDeque::with_capacity(capacity.min(RECENT_SIGNALS)),
             capacity,
             emitted: 0,
+            commands: 0,
         }
     }
 
@@ -88,6 +91,12 @@ impl Tracker {
     pub fn signals_emitted(&self) -> u64 {
         self.emitted
     }
+
+    /// Numbers one more operator command (from 1), for request ids the caller did not give.
+    pub fn next_command_number(&mut self) -> u64 {
+        self.commands += 1;
+        self.commands
+    }
 }
 
 /// The work a [`TrackerHandle`] sends: a closure run on the engine task.
@@ -127,9 +136,7 @@ pub fn channel() -> (TrackerHandle, TrackerRequests) {
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
     (
         TrackerHandle { requests: sender },
-        TrackerRequests {
-            requests: receiver,
-        },
+        TrackerRequests { requests: receiver },
     )
 }
 

@@ -56,6 +56,7 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         allowed_lateness: config.tracking.allowed_lateness,
         orphan_after: config.tracking.orphan_after,
         retention: config.tracking.retention,
+        history_limit: config.tracking.history_limit,
     }
 }
 

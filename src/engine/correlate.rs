@@ -39,6 +39,9 @@ pub struct Occurrence<'r> {
     /// Its time lay too far in the future and was replaced by the wall-clock time (live only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skewed: bool,
+    /// The whole record value as compact JSON, for the audit trail (only when it is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Box<str>>,
 }
 
 impl Occurrence<'_> {
@@ -207,6 +210,7 @@ fn occurrence<'r>(
         links,
         origin,
         skewed: false,
+        raw: None,
     })
 }
 

@@ -8,12 +8,14 @@
 //! - [`flow`]: the flow-file model, its YAML parser and its validation.
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
+//! - [`metrics`]: the Prometheus metrics, defined once, rendered for `/metrics`.
 //! - [`replay`]: offline replay of recorded records through the engine.
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod engine;
 pub mod flow;
+pub mod metrics;
 pub mod record;
 pub mod replay;
 pub mod time;

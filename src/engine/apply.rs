@@ -201,6 +201,7 @@ impl Engine {
             self.after_the_fact(instance, DueWhat::Step(step), deadline.due, out);
         }
         let state = &mut instance.steps[step];
+        let opened = state.opened();
         state.finish(StepStatus::Complete, completion);
         let late = state.breaches > 0;
         let resolve = state
@@ -217,6 +218,7 @@ impl Engine {
             "",
         );
         signal.data.late = Some(late);
+        signal.duration = Some(completion.saturating_sub(opened).max(0));
         out.push(Output::Emit(signal));
         if let Some((attempt, alerted)) = resolve {
             let signal = self.signal(
@@ -336,7 +338,7 @@ impl Engine {
         self.signal_passed_deadlines(instance, record_time, out);
         self.stats.completed += 1;
         self.end(instance, Status::Completed, completion);
-        out.push(Output::Emit(self.signal(
+        let mut signal = self.signal(
             instance,
             SignalKind::Completed,
             completion,
@@ -344,7 +346,9 @@ impl Engine {
             None,
             None,
             "",
-        )));
+        );
+        signal.duration = Some(completion.saturating_sub(instance.started).max(0));
+        out.push(Output::Emit(signal));
         self.resolve_watch(instance, Reason::Deadline, completion, out);
     }
 
@@ -367,6 +371,7 @@ impl Engine {
             "",
         );
         signal.data.event = Some(self.event_name(instance.flow, occurrence.event));
+        signal.duration = Some(occurrence.time.saturating_sub(instance.started).max(0));
         out.push(Output::Emit(signal));
         self.resolve_watch(instance, Reason::Deadline, occurrence.time, out);
     }
@@ -612,6 +617,7 @@ impl Engine {
             subject: key,
             time,
             alert: false,
+            duration: None,
             data,
         }
     }

@@ -13,6 +13,8 @@ mod observe;
 #[cfg(test)]
 mod promtool;
 #[cfg(test)]
+mod shipped;
+#[cfg(test)]
 mod tests;
 
 pub use observe::RecordResult;

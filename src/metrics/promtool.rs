@@ -2,8 +2,7 @@
 //! family (names, units, `_total` suffixes, help texts). The test fails, saying how to install
 //! promtool, when it is missing: a check that cannot run must not pass.
 
-use super::tests::replayed;
-use super::{FlowCount, StepCount, StepState};
+use super::tests::populated;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -14,25 +13,7 @@ fn promtool() -> String {
 
 #[test]
 fn promtool_check_metrics_accepts_the_output() {
-    let (metrics, _) = replayed("checkout-day");
-    metrics.set_flow_counts(&[FlowCount {
-        flow: "order-fulfillment",
-        open: 2,
-        breached: 1,
-        stuck: 0,
-    }]);
-    metrics.set_step_counts(&[StepCount {
-        flow: "order-fulfillment",
-        step: "payment",
-        state: StepState::Open,
-        instances: 2,
-    }]);
-    metrics.set_consumer_lag("orders", 0, 1);
-    metrics.count_published("signals", 1);
-    metrics.count_publish_error("signals");
-    metrics.count_dead_letter("orders", "undecodable");
-    metrics.observe_checkpoint(0.01, 100);
-    metrics.set_ready_check("store_writable", true);
+    let metrics = populated();
     let text = metrics.render();
     let program = promtool();
     let mut child = Command::new(&program)

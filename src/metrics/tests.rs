@@ -70,8 +70,9 @@ fn golden(name: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn renders_every_family_with_help_and_type() {
+/// Metrics after the checkout day with every shell-side setter called once, so that every
+/// family has a series and renders.
+pub(super) fn populated() -> Metrics {
     let (metrics, _) = replayed("checkout-day");
     metrics.set_flow_counts(&[FlowCount {
         flow: "order-fulfillment",
@@ -97,6 +98,12 @@ fn renders_every_family_with_help_and_type() {
     metrics.set_watchdog_healthy(true);
     metrics.set_ready(true);
     metrics.set_ready_check("store_writable", true);
+    metrics
+}
+
+#[test]
+fn renders_every_family_with_help_and_type() {
+    let metrics = populated();
     let text = metrics.render();
     for (family, kind) in [
         ("flowwatch_records_total", "counter"),

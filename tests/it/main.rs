@@ -3,5 +3,6 @@
 //! through the built `flowwatch` binary itself.
 
 mod parse_never_panics;
+mod prometheus;
 mod replay;
 mod validate;

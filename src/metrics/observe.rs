@@ -3,8 +3,9 @@
 //! and alerts work before the first event of a kind.
 
 use super::{seconds, Metrics};
-use crate::engine::{Output, Reason, SignalKind, Stats};
+use crate::engine::{Engine, Output, Reason, SignalKind, Stats};
 use crate::flow::Flow;
+use crate::time::Millis;
 
 /// What became of one record (the `result` label of `flowwatch_records_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +59,15 @@ impl Metrics {
     pub fn observe_record(&self, topic: &str, before: &Stats, after: &Stats) {
         self.count_record(topic, RecordResult::from_stats(before, after));
         self.set_orphans_held(after.orphans_held);
+    }
+
+    /// Sets the gauges read from the engine itself: events held as orphans, the event clock,
+    /// and how far it trails `wall_clock` (which the caller reads from its clock). Call it
+    /// after each batch or timer tick; timers release orphans without any record arriving.
+    pub fn observe_engine(&self, engine: &Engine, wall_clock: Millis) {
+        self.set_orphans_held(engine.stats().orphans_held);
+        self.set_event_clock(engine.clock());
+        self.set_event_time_lag(engine.clock(), wall_clock);
     }
 
     /// Records what the engine's outputs say: signals by kind, instances started and ended,

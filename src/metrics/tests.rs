@@ -441,3 +441,23 @@ fn renderer_renders_the_same_registry() {
         Some(0.0)
     );
 }
+
+#[test]
+fn engine_gauges_follow_the_engine_clock() {
+    let (metrics, engine) = replayed("checkout-day");
+    let wall = engine.clock() + 90_000;
+    metrics.observe_engine(&engine, wall);
+    let text = metrics.render();
+    assert_eq!(
+        sample(&text, "flowwatch_event_time_lag_seconds"),
+        Some(90.0)
+    );
+    assert_eq!(
+        sample(&text, "flowwatch_event_clock_timestamp_seconds"),
+        Some(engine.clock() as f64 / 1000.0)
+    );
+    assert_eq!(
+        sample(&text, "flowwatch_orphans_held"),
+        Some(engine.stats().orphans_held as f64)
+    );
+}

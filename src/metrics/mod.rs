@@ -33,9 +33,10 @@ pub const GIT_COMMIT: &str = match option_env!("FLOWWATCH_GIT_COMMIT") {
     None => "unknown",
 };
 
-/// The state of one step of an open instance, for [`Metrics::set_step_counts`].
+/// The phase of one step of an open instance: the `state` label of
+/// `flowwatch_open_instances_in_step` (see [`Metrics::set_step_counts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StepState {
+pub enum StepPhase {
     /// Waiting for the steps in its `after`.
     Waiting,
     /// Open and within its window.
@@ -46,14 +47,14 @@ pub enum StepState {
     Done,
 }
 
-impl StepState {
+impl StepPhase {
     /// The `state` label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            StepState::Waiting => "waiting",
-            StepState::Open => "open",
-            StepState::Breached => "breached",
-            StepState::Done => "done",
+            StepPhase::Waiting => "waiting",
+            StepPhase::Open => "open",
+            StepPhase::Breached => "breached",
+            StepPhase::Done => "done",
         }
     }
 }
@@ -64,7 +65,7 @@ impl StepState {
 pub struct StepCount<'a> {
     pub flow: &'a str,
     pub step: &'a str,
-    pub state: StepState,
+    pub state: StepPhase,
     pub instances: u64,
 }
 

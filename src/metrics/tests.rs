@@ -83,7 +83,7 @@ pub(super) fn populated() -> Metrics {
     metrics.set_step_counts(&[StepCount {
         flow: "order-fulfillment",
         step: "payment",
-        state: StepState::Breached,
+        state: StepPhase::Breached,
         instances: 2,
     }]);
     metrics.set_consumer_lag("orders", 0, 42);

@@ -8,6 +8,7 @@
 //! - [`flow`]: the flow-file model, its YAML parser and its validation.
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
+//! - [`metrics`]: the Prometheus metrics, defined once, rendered for `/metrics`.
 //! - [`replay`]: offline replay of recorded records through the engine.
 //! - [`http`]: health, metrics, the JSON API, operator actions and the OpenAPI document.
 //! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod flow;
 pub mod logging;
 pub mod http;
+pub mod metrics;
 pub mod record;
 pub mod replay;
 pub mod store;

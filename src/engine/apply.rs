@@ -223,6 +223,7 @@ impl Engine {
             self.after_the_fact(instance, DueWhat::Step(step), deadline.due, out);
         }
         let state = &mut instance.steps[step];
+        let opened = state.opened();
         state.finish(StepStatus::Complete, completion);
         let late = state.breaches > 0;
         let resolve = state
@@ -239,6 +240,7 @@ impl Engine {
             "",
         );
         signal.data.late = Some(late);
+        signal.duration = Some(completion.saturating_sub(opened).max(0));
         out.push(Output::Emit(signal));
         if let Some((attempt, alerted)) = resolve {
             let signal = self.signal(
@@ -358,7 +360,7 @@ impl Engine {
         self.signal_passed_deadlines(instance, record_time, out);
         self.stats.completed += 1;
         self.end(instance, Status::Completed, completion);
-        out.push(Output::Emit(self.signal(
+        let mut signal = self.signal(
             instance,
             SignalKind::Completed,
             completion,
@@ -366,7 +368,9 @@ impl Engine {
             None,
             None,
             "",
-        )));
+        );
+        signal.duration = Some(completion.saturating_sub(instance.started).max(0));
+        out.push(Output::Emit(signal));
         self.resolve_watch(instance, Reason::Deadline, completion, out);
     }
 
@@ -389,6 +393,7 @@ impl Engine {
             "",
         );
         signal.data.event = Some(self.event_name(instance.flow, occurrence.event));
+        signal.duration = Some(occurrence.time.saturating_sub(instance.started).max(0));
         out.push(Output::Emit(signal));
         self.resolve_watch(instance, Reason::Deadline, occurrence.time, out);
     }
@@ -634,6 +639,7 @@ impl Engine {
             subject: key,
             time,
             alert: false,
+            duration: None,
             data,
         }
     }

@@ -141,6 +141,7 @@ impl Engine {
             subject,
             time,
             alert: false,
+            duration: None,
             data,
         };
         out.push(Output::Emit(signal));

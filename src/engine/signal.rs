@@ -110,6 +110,10 @@ pub struct Signal {
     pub time: Millis,
     /// True when the built-in `alert` action ran for it: it also goes to the alerts topic.
     pub alert: bool,
+    /// Event time the subject took, for metrics; not part of the JSON. `step_completed` (not
+    /// skipped): from the step opening to its completion; `completed`, `failed`: from the
+    /// instance's start to its end; otherwise `None`.
+    pub duration: Option<Millis>,
     /// The `data` object.
     pub data: SignalData,
 }
@@ -387,6 +391,7 @@ mod tests {
             subject: "o-1".into(),
             time: 0,
             alert: false,
+            duration: None,
             data: SignalData {
                 late: Some(true),
                 ..SignalData::new("f".into(), "o-1".into())
@@ -425,6 +430,7 @@ mod tests {
                 subject: "s\u{7f}é".into(),
                 time: 1_767_225_600_123,
                 alert: false,
+                duration: None,
                 data,
             };
             let event = CloudEvent {

@@ -5,5 +5,6 @@
 mod daemon;
 mod kafka_support;
 mod parse_never_panics;
+mod prometheus;
 mod replay;
 mod validate;

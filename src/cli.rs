@@ -1,6 +1,6 @@
 //! The command line: clap definitions only. `main.rs` turns them into calls.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// flowwatch: tracks business processes across Kafka topics and reports the stuck and late.
@@ -17,6 +17,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Feed recorded records through the engine and print the signals as JSON lines.
     Replay(ReplayArgs),
+    /// Print a flow's step graph as SVG or Mermaid, for documentation.
+    Diagram(DiagramArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,4 +55,23 @@ pub struct ReplayArgs {
     /// Instance name for the signals' `source` (`flowwatch/NAME`).
     #[arg(long, value_name = "NAME", default_value = "replay")]
     pub instance_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// The flow file to draw.
+    #[arg(value_name = "FLOW_FILE")]
+    pub flow_file: PathBuf,
+    /// Output format: a standalone SVG image, or a Mermaid flowchart for Markdown.
+    #[arg(long, value_enum, default_value_t = DiagramFormat::Svg)]
+    pub format: DiagramFormat,
+}
+
+/// What `flowwatch diagram` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    /// A standalone SVG document.
+    Svg,
+    /// A Mermaid `flowchart`.
+    Mermaid,
 }

@@ -9,9 +9,11 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod diagram;
 pub mod engine;
 pub mod flow;
 pub mod record;

@@ -2,10 +2,10 @@
 //! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
 
 use clap::Parser;
-use flowwatch::cli::{Cli, Command, ReplayArgs};
+use flowwatch::cli::{Cli, Command, DiagramArgs, ReplayArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
-use flowwatch::{flow, time, validate};
+use flowwatch::{diagram, flow, time, validate};
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
@@ -21,6 +21,13 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         ),
         Command::Replay(args) => match run_replay(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message}");
+                1
+            }
+        },
+        Command::Diagram(args) => match run_diagram(args) {
             Ok(()) => 0,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -88,6 +95,14 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn run_diagram(args: DiagramArgs) -> anyhow::Result<()> {
+    let text = diagram::render_file(&args.flow_file, args.format)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! module tests one command or subsystem, through the library's public API or, in `replay`,
 //! through the built `flowwatch` binary itself.
 
+mod diagram;
 mod parse_never_panics;
 mod replay;
 mod validate;

@@ -9,6 +9,7 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`http`]: the web page (and, with the `api` branch, the JSON API).
 //! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
 //! - [`cli`]: the command line.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod diagram;
 pub mod engine;
 pub mod flow;
+pub mod http;
 pub mod record;
 pub mod replay;
 pub mod time;

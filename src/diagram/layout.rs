@@ -109,6 +109,8 @@ enum Slot {
 }
 
 /// Lays a graph out.
+// The row index is needed beside the row (the closures name the row above it).
+#[allow(clippy::needless_range_loop)]
 pub fn layout(graph: &Graph) -> Layout {
     let n_nodes = graph.nodes.len();
     let layers = assign_layers(graph);
@@ -121,8 +123,9 @@ pub fn layout(graph: &Graph) -> Layout {
     }
     for (edge_idx, edge) in graph.edges.iter().enumerate() {
         if !edge.dashed {
-            for row in layers[edge.from] + 1..layers[edge.to] {
-                rows[row].push(Slot::Waypoint(edge_idx, row));
+            let passed = layers[edge.from] + 1..layers[edge.to];
+            for (row, slots) in rows.iter_mut().enumerate().take(passed.end).skip(passed.start) {
+                slots.push(Slot::Waypoint(edge_idx, row));
             }
         }
     }

@@ -1,0 +1,3 @@
+//! The HTTP surface: the JSON API (in the `api` branch) and the web page ([`page`]).
+
+pub mod page;

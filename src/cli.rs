@@ -55,6 +55,10 @@ pub struct ReplayArgs {
     /// Instance name for the signals' `source` (`flowwatch/NAME`).
     #[arg(long, value_name = "NAME", default_value = "replay")]
     pub instance_name: String,
+    /// After the replay, serve the HTTP API and the web page over the resulting state on this
+    /// address (for example 127.0.0.1:8080) until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

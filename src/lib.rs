@@ -9,7 +9,10 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
-//! - [`http`]: the web page (and, with the `api` branch, the JSON API).
+//! - [`http`]: health, metrics, the JSON API, operator actions, the OpenAPI document and the
+//!   web page.
+//! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
+//! - [`serve`]: `replay --serve`, the API and the page over a replayed state.
 //! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
 //! - [`cli`]: the command line.
 
@@ -20,5 +23,7 @@ pub mod flow;
 pub mod http;
 pub mod record;
 pub mod replay;
+pub mod serve;
 pub mod time;
+pub mod tracker;
 pub mod validate;

@@ -5,7 +5,7 @@ use clap::Parser;
 use flowwatch::cli::{Cli, Command, DiagramArgs, ReplayArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
-use flowwatch::{diagram, flow, time, validate};
+use flowwatch::{diagram, flow, serve, time, validate};
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
@@ -56,6 +56,12 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         )?,
         orphan_after: duration("orphan-after", &args.orphan_after)?,
         retention: duration("retention", &args.retention)?,
+        // Serving shows each instance's audit trail; a plain replay keeps none.
+        history_limit: if args.serve.is_some() {
+            serve::SERVE_HISTORY_LIMIT
+        } else {
+            0
+        },
     };
     let until = match &args.until {
         None => None,
@@ -94,8 +100,17 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    let engine = replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
     stdout.flush()?;
+    if let Some(address) = args.serve {
+        drop((stdout, stderr));
+        let token = std::env::var("FLOWWATCH__HTTP__OPERATOR_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty());
+        serve::serve_replayed(engine, address, token, |bound| {
+            eprintln!("serving the replayed state on http://{bound}/ (Ctrl-C to stop)");
+        })?;
+    }
     Ok(())
 }
 

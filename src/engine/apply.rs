@@ -4,6 +4,7 @@
 //! while they change, so the engine's other tables stay borrowable.
 
 use super::correlate::Occurrence;
+use super::history::{HistoryEntry, ReceivedEvent};
 use super::instance::{Deadline, DueWhat, Instance, Status, StepState, StepStatus, Watch};
 use super::signal::{signal_id, IdPart, Reason, Signal, SignalData, SignalKind};
 use super::{Engine, Output};
@@ -61,6 +62,7 @@ impl Engine {
         if let Some(payload) = occurrence.payload.take() {
             instance.keep_payload(usize::from(occurrence.event), &payload);
         }
+        self.record_received(&mut instance, &mut occurrence);
         let slot = match self.free_instances.pop() {
             Some(slot) => slot,
             None => {
@@ -114,6 +116,7 @@ impl Engine {
         };
         let timer = self.timer_key(&instance);
         instance.received = instance.received.wrapping_add(1);
+        self.record_received(&mut instance, &mut occurrence);
         let role = self.flows[usize::from(instance.flow)].roles[usize::from(occurrence.event)];
         if let Some(id) = occurrence.id {
             if !instance.record_id(id) {
@@ -162,6 +165,19 @@ impl Engine {
             EventRole::Other => {}
         }
         self.put_back(slot, instance, timer);
+    }
+
+    /// Adds the event to the instance's audit trail (when it is on).
+    fn record_received(&self, instance: &mut Instance, occurrence: &mut Occurrence<'_>) {
+        if let Some(payload) = occurrence.raw.take() {
+            let entry = HistoryEntry::Event(ReceivedEvent {
+                origin: occurrence.origin,
+                time: occurrence.time,
+                event: occurrence.event,
+                payload,
+            });
+            instance.push_history(entry, self.config.history_limit);
+        }
     }
 
     /// Stuck detection on an event: a stuck period the event proves (after the fact), the
@@ -404,7 +420,7 @@ impl Engine {
 
     /// Emits `resolved` for the instance deadline or stuck breach (`reason`) if it ran actions
     /// and was not resolved yet.
-    fn resolve_watch(
+    pub(super) fn resolve_watch(
         &mut self,
         instance: &mut Instance,
         reason: Reason,
@@ -428,7 +444,7 @@ impl Engine {
 
     /// Ends the instance: drops its pending timers and arms its retention expiry (the
     /// `deadline` watch of an ended instance is its retention).
-    fn end(&mut self, instance: &mut Instance, status: Status, at: Millis) {
+    pub(super) fn end(&mut self, instance: &mut Instance, status: Status, at: Millis) {
         instance.status = status;
         instance.last_event = at;
         self.open_instances -= 1;

@@ -14,15 +14,15 @@ use std::sync::Arc;
 
 /// What running a breach's action list did.
 #[derive(Default)]
-struct ActionRuns {
+pub(super) struct ActionRuns {
     /// Names of the actions that ran, in order (`data.actions`).
-    names: Vec<Arc<str>>,
+    pub(super) names: Vec<Arc<str>>,
     /// The built-in `alert` ran.
-    alert: bool,
+    pub(super) alert: bool,
     /// Declared actions that ran: (action index, run count).
-    declared: Vec<(usize, u32)>,
+    pub(super) declared: Vec<(usize, u32)>,
     /// A retry ran: the step's window re-opens.
-    reopen: bool,
+    pub(super) reopen: bool,
 }
 
 impl Engine {
@@ -125,14 +125,31 @@ impl Engine {
         breach.data.actions = runs.names;
         breach.alert = runs.alert;
         out.push(Output::Emit(breach));
+        let prefix = format!("{reason:?}");
+        self.emit_action_runs(instance, step, reason, due, &prefix, runs.declared, out);
+    }
+
+    /// Emits one `action` signal and one record per declared action run; `trigger` is
+    /// `data.trigger`, and `prefix`/ACTION the id discriminator.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit_action_runs(
+        &mut self,
+        instance: &Instance,
+        step: Option<usize>,
+        trigger: Reason,
+        due: Millis,
+        prefix: &str,
+        declared: Vec<(usize, u32)>,
+        out: &mut Vec<Output>,
+    ) {
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
-        let parsed = if runs.declared.is_empty() {
+        let parsed = if declared.is_empty() {
             Vec::new()
         } else {
             instance.parsed_payloads()
         };
-        for (action_idx, run) in runs.declared {
+        for (action_idx, run) in declared {
             self.stats.actions += 1;
             let action = &flow.def.actions[action_idx];
             let name = self.names.actions[usize::from(instance.flow)][action_idx].clone();
@@ -163,10 +180,10 @@ impl Engine {
                 step,
                 None,
                 Some(run),
-                &format!("{reason:?}/{name}"),
+                &format!("{prefix}/{name}"),
             );
             signal.data.action = Some(name);
-            signal.data.trigger = Some(reason);
+            signal.data.trigger = Some(trigger);
             signal.data.actions = vec![signal.data.action.clone().unwrap_or_default()];
             signal.data.record = Some(json!({"topic": topic, "key": key, "value": value}));
             let signal_id = signal.id.clone();
@@ -193,6 +210,19 @@ impl Engine {
         if due < self.action_horizon {
             return runs;
         }
+        self.run_list(instance, list, scope, 0, &mut runs);
+        runs
+    }
+
+    /// Runs a step's action list for an operator: like a breach, but whatever the action
+    /// horizon, and the caller decides what re-opens.
+    pub(super) fn run_operator_actions(
+        &mut self,
+        instance: &mut Instance,
+        list: &[ActionRef],
+        scope: u16,
+    ) -> ActionRuns {
+        let mut runs = ActionRuns::default();
         self.run_list(instance, list, scope, 0, &mut runs);
         runs
     }

@@ -36,6 +36,9 @@ pub struct Occurrence<'r> {
     /// Alias values this event links to its instance.
     pub links: Vec<(u16, Cow<'r, str>)>,
     pub origin: Origin,
+    /// The whole record value as compact JSON, for the audit trail (only when it is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Box<str>>,
 }
 
 impl Occurrence<'_> {
@@ -203,6 +206,7 @@ fn occurrence<'r>(
         payload,
         links,
         origin,
+        raw: None,
     })
 }
 

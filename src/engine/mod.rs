@@ -10,8 +10,11 @@
 mod apply;
 mod breach;
 pub mod correlate;
+pub mod history;
 pub mod instance;
+pub mod operator;
 mod orphans;
+pub mod query;
 mod renumber;
 pub mod signal;
 pub mod snapshot;
@@ -22,6 +25,8 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
+pub use history::OperatorCommand;
+pub use operator::{OperatorRefusal, OperatorRequest};
 pub use signal::{Reason, Signal, SignalKind};
 
 use crate::flow::Flow;
@@ -48,6 +53,9 @@ pub struct EngineConfig {
     pub orphan_after: Millis,
     /// How long ended instances are kept, from their end.
     pub retention: Millis,
+    /// Entries of the audit trail kept per instance (events as received, operator commands);
+    /// 0, the default, keeps none and costs nothing.
+    pub history_limit: usize,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +65,7 @@ impl Default for EngineConfig {
             allowed_lateness: 0,
             orphan_after: 5 * 60_000,
             retention: 7 * 86_400_000,
+            history_limit: 0,
         }
     }
 }
@@ -72,6 +81,14 @@ pub enum Input<'r> {
     /// Breaches with deadlines before this time are signalled but run no actions (the action
     /// horizon while catching up on history).
     ActionHorizonSet(Millis),
+    /// An operator asked to run a step's `on_breach` actions now (counting attempts like a
+    /// breach; the step's window is not re-opened).
+    RetryRequested(&'r OperatorRequest),
+    /// An operator declared a breach over: its step's (or, without a step, the instance
+    /// deadline's or stuck) breach is resolved.
+    BreachResolvedByOperator(&'r OperatorRequest),
+    /// An operator cancelled the instance: it ends as failed.
+    CancelRequested(&'r OperatorRequest),
 }
 
 /// An effect for the shells to carry out.
@@ -249,6 +266,15 @@ impl Engine {
                 self.fire_due(out);
             }
             Input::ActionHorizonSet(time) => self.action_horizon = time,
+            Input::RetryRequested(request) => {
+                self.apply_operator(OperatorCommand::Retry, request, out)
+            }
+            Input::BreachResolvedByOperator(request) => {
+                self.apply_operator(OperatorCommand::Resolve, request, out)
+            }
+            Input::CancelRequested(request) => {
+                self.apply_operator(OperatorCommand::Cancel, request, out)
+            }
         }
         if self.timers.needs_renumbering() {
             self.renumber_timers();
@@ -322,8 +348,12 @@ impl Engine {
         let time = record_time.unwrap_or(record.timestamp);
         self.advance_clock(time.saturating_sub(self.config.allowed_lateness));
         self.fire_due(out);
+        // The audit trail keeps the whole value, rendered once for every event of the record.
+        let raw: Option<Box<str>> =
+            (self.config.history_limit > 0).then(|| record.value.to_string().into_boxed_str());
         for found in matches {
-            if let Match::Valid(occurrence) = found {
+            if let Match::Valid(mut occurrence) = found {
+                occurrence.raw.clone_from(&raw);
                 self.route(occurrence, out);
             }
         }

@@ -22,6 +22,23 @@ pub(super) struct OrphanGroup {
     pub(super) timer: Option<TimerKey>,
 }
 
+impl OrphanGroup {
+    /// How many events are held.
+    pub(super) fn held(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The event indices of the held events, in arrival order.
+    pub(super) fn event_indices(&self) -> impl Iterator<Item = u16> + '_ {
+        self.events.iter().map(|occurrence| occurrence.event)
+    }
+
+    /// Time of the first held event.
+    pub(super) fn first(&self) -> Millis {
+        self.first
+    }
+}
+
 impl Engine {
     /// Holds an event whose key or alias is not known yet.
     pub(super) fn hold(&mut self, route: u16, occurrence: Occurrence<'_>) {

@@ -67,6 +67,8 @@ pub enum Reason {
     Repeated,
     ConditionError,
     ClockSkew,
+    /// An operator command (`action` triggers, `failed` by cancel).
+    Operator,
 }
 
 impl Reason {
@@ -82,6 +84,7 @@ impl Reason {
             Reason::Repeated => "repeated",
             Reason::ConditionError => "condition_error",
             Reason::ClockSkew => "clock_skew",
+            Reason::Operator => "operator",
         }
     }
 }

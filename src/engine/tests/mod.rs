@@ -5,7 +5,9 @@
 //!
 //! Script lines: `OFFSET TOPIC [key=K] [h:NAME=VALUE]... JSON` feeds a record whose timestamp
 //! is OFFSET; `until OFFSET` advances the clock; `horizon OFFSET` sets the action horizon;
-//! `#` starts a comment.
+//! `#` starts a comment. Operator commands: `retry OFFSET KEY STEP`, `resolve OFFSET KEY
+//! [STEP]`, `cancel OFFSET KEY` (flow `t`, request id `rLINE`); a refused command renders as
+//! `  refused: WHY`.
 
 use super::*;
 use crate::flow::parse_flow_file;
@@ -15,6 +17,8 @@ use expect_test::Expect;
 mod correlation;
 mod lateness;
 mod lifecycle;
+mod operator;
+mod query;
 mod snapshot;
 
 #[track_caller]
@@ -88,6 +92,29 @@ pub(super) fn feed(engine: &mut Engine, line_number: usize, line: &str, transcri
     match first {
         "until" => engine.handle(Input::ClockAdvanced(offset(rest.trim())), &mut outputs),
         "horizon" => engine.handle(Input::ActionHorizonSet(offset(rest.trim())), &mut outputs),
+        "retry" | "resolve" | "cancel" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let request = OperatorRequest {
+                flow: "t".to_string(),
+                key: words[1].to_string(),
+                step: words.get(2).map(|step| step.to_string()),
+                note: Some("by test".to_string()),
+                request_id: format!("r{line_number}"),
+                time: offset(words[0]),
+            };
+            let (command, input) = match first {
+                "retry" => (OperatorCommand::Retry, Input::RetryRequested(&request)),
+                "resolve" => (
+                    OperatorCommand::Resolve,
+                    Input::BreachResolvedByOperator(&request),
+                ),
+                _ => (OperatorCommand::Cancel, Input::CancelRequested(&request)),
+            };
+            if let Some(refusal) = engine.operator_refusal(command, &request) {
+                transcript.push_str(&format!("  refused: {refusal}\n"));
+            }
+            engine.handle(input, &mut outputs);
+        }
         _ => {
             let (topic, mut rest) = rest.split_once(' ').expect("TIME TOPIC JSON");
             let mut key = None;

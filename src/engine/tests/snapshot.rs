@@ -29,20 +29,23 @@ fn check_resumable(flows: &[&str], config: EngineConfig, script: &str) {
             feed(&mut second, number, line, &mut transcript);
         }
         assert_eq!(transcript, full, "resumed after line {split}");
+        let straight = run_engine(flows, config.clone(), script);
+        assert_eq!(second.stats(), straight.stats());
         assert_eq!(
-            second.stats(),
-            run_stats(flows, config.clone(), script).as_ref().unwrap()
+            serde_json::to_string(&second.snapshot()).unwrap(),
+            serde_json::to_string(&straight.snapshot()).unwrap(),
+            "the state (audit trails included) after resuming at line {split}"
         );
     }
 }
 
-fn run_stats(flows: &[&str], config: EngineConfig, script: &str) -> Option<Stats> {
+fn run_engine(flows: &[&str], config: EngineConfig, script: &str) -> Engine {
     let mut engine = Engine::new(compile(flows), config);
     let mut transcript = String::new();
     for (number, line) in script.lines().enumerate() {
         feed(&mut engine, number, line, &mut transcript);
     }
-    Some(engine.stats().clone())
+    engine
 }
 
 #[test]
@@ -63,6 +66,17 @@ fn a_restored_engine_continues_exactly_as_the_original() {
         until 12h
         "#;
     check_resumable(&[ORDER], EngineConfig::default(), order);
+    let with_history = EngineConfig {
+        history_limit: 4,
+        ..EngineConfig::default()
+    };
+    check_resumable(&[ORDER], with_history.clone(), order);
+    let history = run_engine(&[ORDER], with_history, order).snapshot();
+    let text = serde_json::to_string(&history).unwrap();
+    assert!(
+        text.contains("history") && text.contains(r#"\"eid\":\"e10\""#),
+        "the audit trail is in the snapshot: {text}"
+    );
     let tickets = r#"
         0 tickets key=t-1 {"type":"Opened"}
         10m tickets key=t-1 {"type":"Touched"}

@@ -63,6 +63,7 @@ function formatTime(value) {
 function formatDuration(value) {
   if (value === null || value === undefined) return null;
   if (typeof value === "string") return value;
+  if (typeof value === "object") return value.text || formatDuration(value.ms);
   let millis = value;
   if (millis === 0) return "0s";
   let text = "";
@@ -197,7 +198,7 @@ function diagramNodes(graph) {
     const lines = [step.awaits.length > 1 ? "await one of " + step.awaits.join(" | ") : "await " + (step.awaits[0] || "?")];
     if (step.within) lines.push("within " + step.within);
     if (step.conditional) lines.push("conditional (when)");
-    lines.push("counts"); // placeholder line for the live counts
+    lines.push("counts:waiting", "counts:done"); // placeholder lines for the live counts
     nodes.push({ id: "s" + index, kind: "step", step, title: step.name, lines, sla: step.within ? "within " + step.within : null });
   });
   nodes.push({ id: "completed", kind: "completed", title: "completed", lines: [] });
@@ -266,7 +267,7 @@ function layoutDiagram(nodes, edges) {
   }
   const sizes = nodes.map((node) => {
     const title = node.title.length * L.titleChar;
-    const lines = Math.max(0, ...node.lines.map((line) => (line === "counts" ? 30 : line.length) * L.lineChar));
+    const lines = Math.max(0, ...node.lines.map((line) => (line.startsWith("counts:") ? 30 : line.length) * L.lineChar));
     return [Math.max(Math.max(title, lines) + 2 * L.pad, L.minWidth), 2 * L.pad + L.titleHeight + L.lineHeight * node.lines.length];
   });
   const slotWidth = (slot) => ("node" in slot ? sizes[slot.node][0] : L.waypoint);
@@ -357,13 +358,15 @@ function renderDiagram(graph, flowCounts) {
     group.appendChild(s("text", { class: "title", x: center, y: box.y + 23, "text-anchor": "middle" }, node.title));
     node.lines.forEach((line, index) => {
       const y = box.y + 42 + 16 * index;
-      if (line === "counts" && counts) {
-        const span = (cls, text) => s("tspan", { class: cls }, text);
+      if (line === "counts:waiting" && counts) {
         group.appendChild(s("text", { class: "counts", x: center, y, "text-anchor": "middle" },
-          span("n-waiting", number(counts.waiting) + " waiting"), " · ",
-          span(number(counts.breached) ? "n-breached hot" : "n-breached", number(counts.breached) + " breached"), " · ",
-          span(number(counts.stuck) ? "n-stuck warm" : "n-stuck", number(counts.stuck) + " stuck"), " · ",
-          span("n-completed", number(counts.completed) + " done")));
+          s("tspan", { class: "n-waiting" }, number(counts.waiting) + " waiting"), " · ",
+          s("tspan", { class: number(counts.breached) ? "n-breached hot" : "n-breached" }, number(counts.breached) + " breached")));
+      } else if (line === "counts:done" && counts) {
+        group.appendChild(s("text", { class: "counts", x: center, y, "text-anchor": "middle" },
+          s("tspan", { class: number(counts.stuck) ? "n-stuck warm" : "n-stuck" }, number(counts.stuck) + " stuck"), " · ",
+          s("tspan", { class: "n-completed" }, number(counts.completed) + " done"),
+          number(counts.pending) ? " · " + number(counts.pending) + " pending" : ""));
       } else {
         group.appendChild(s("text", { class: line === node.sla ? "sla" : "detail", x: center, y, "text-anchor": "middle" }, line));
       }
@@ -554,7 +557,15 @@ async function instanceView(flow, key) {
       " · last event ", formatTime(summary.last_event),
       summary.breached ? [" ", h("span", { class: "pill breached" }, "breached")] : null,
       summary.stuck ? [" ", h("span", { class: "pill stuck" }, "stuck")] : null),
-    detail.deadline ? h("p", { class: "muted" }, "deadline ", formatTime(detail.deadline), number(detail.deadline_breaches) ? " (breached)" : "") : null,
+    detail.deadline || detail.stuck_due || number(detail.stuck_breaches)
+      ? h("p", { class: "muted" },
+          detail.deadline ? ["deadline ", formatTime(detail.deadline), number(detail.deadline_breaches) ? " (breached)" : "", " "] : null,
+          detail.stuck_due ? ["· stuck if silent until ", formatTime(detail.stuck_due), " "] : null,
+          number(detail.stuck_breaches) ? ["· ", h("span", { class: "pill stuck" }, detail.stuck_breaches + " stuck breach(es)"), " "] : null,
+          openInstance && (number(detail.deadline_breaches) || number(detail.stuck_breaches))
+            ? commandButton("Resolve deadline/stuck breach", () => runCommand(flow, key, "resolve", { note: noteValue() }))
+            : null)
+      : null,
     openInstance ? h("div", { class: "operator-form" },
       h("label", { for: "operator-note" }, "Note for the audit trail"),
       h("input", { id: "operator-note", type: "text", placeholder: "why (optional)" }),

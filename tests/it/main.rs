@@ -5,4 +5,5 @@
 mod diagram;
 mod parse_never_panics;
 mod replay;
+mod serve;
 mod validate;

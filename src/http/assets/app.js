@@ -520,6 +520,11 @@ function timeline(detail) {
     mark.appendChild(s("title", {}, formatTime(t) + " " + (entry.event || entry.command || entry.kind)));
     svg.appendChild(mark);
   });
+  for (const [name, value, cls] of [["deadline", detail.deadline, "deadline"], ["stuck if silent until", summary.ended ? null : detail.stuck_due, "stuck-due"]]) {
+    const t = toMillis(value);
+    if (t === null) continue;
+    svg.appendChild(s("line", { class: "marker " + cls, x1: x(t), y1: top - 4, x2: x(t), y2: height - 6 }, s("title", {}, name + " " + formatTime(t))));
+  }
   steps.forEach((step, i) => {
     const y = top + (i + 1) * laneHeight;
     for (const window of list(step.windows)) {
@@ -534,7 +539,7 @@ function timeline(detail) {
     if (done !== null) svg.appendChild(s("rect", { class: "done", x: x(done) - 4, y: y + 7, width: 8, height: 8 }, s("title", {}, "completed " + formatTime(done))));
   });
   return h("div", { class: "timeline" }, svg,
-    h("p", { class: "muted" }, "Blue dots: events received; purple: operator commands; bars: step SLA windows (red when breached, diamond at the breach); green squares: completions."));
+    h("p", { class: "muted" }, "Blue dots: events received; purple: operator commands; bars: step SLA windows (red when breached, diamond at the breach); green squares: completions; dashed red line: the instance deadline; dashed orange: when it counts as stuck."));
 }
 
 async function instanceView(flow, key) {
@@ -547,9 +552,9 @@ async function instanceView(flow, key) {
     h("strong", {}, step.name), " ", h("span", { class: "pill" }, String(step.status || "")),
     h("div", { class: "muted" }, "opened ", formatTime(step.opened) || "–", step.completed ? ["; completed ", formatTime(step.completed)] : null),
     number(step.breaches) ? h("div", {}, h("span", { class: "pill breached" }, step.breaches + " breach" + (step.breaches > 1 ? "es" : "")), step.unresolved ? " unresolved" : "") : null,
-    openInstance ? h("div", { class: "actions" },
-      commandButton("Retry step now", () => runCommand(flow, key, "retry", { step: step.name })),
-      number(step.breaches) ? commandButton("Resolve breach", () => runCommand(flow, key, "resolve", { step: step.name, note: noteValue() })) : null) : null);
+    openInstance && (step.status === "open" || step.unresolved) ? h("div", { class: "actions" },
+      step.status === "open" ? commandButton("Retry step now", () => runCommand(flow, key, "retry", { step: step.name, note: noteValue() })) : null,
+      step.unresolved ? commandButton("Resolve breach", () => runCommand(flow, key, "resolve", { step: step.name, note: noteValue() })) : null) : null);
   return h("div", { id: "instance", "data-flow": flow, "data-key": key },
     h("h1", {}, "Instance ", h("span", { class: "mono" }, summary.key || key), " ", h("span", { class: "pill" }, String(summary.status || ""))),
     h("p", {}, "flow ", link(flowHref(flow), flow), " · started ", formatTime(summary.started),

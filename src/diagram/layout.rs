@@ -124,7 +124,12 @@ pub fn layout(graph: &Graph) -> Layout {
     for (edge_idx, edge) in graph.edges.iter().enumerate() {
         if !edge.dashed {
             let passed = layers[edge.from] + 1..layers[edge.to];
-            for (row, slots) in rows.iter_mut().enumerate().take(passed.end).skip(passed.start) {
+            for (row, slots) in rows
+                .iter_mut()
+                .enumerate()
+                .take(passed.end)
+                .skip(passed.start)
+            {
                 slots.push(Slot::Waypoint(edge_idx, row));
             }
         }
@@ -194,8 +199,7 @@ pub fn layout(graph: &Graph) -> Layout {
         Slot::Waypoint(..) => WAYPOINT_WIDTH,
     };
     let row_width = |row: &[Slot]| -> u32 {
-        row.iter().map(slot_width).sum::<u32>()
-            + COLUMN_GAP * (row.len().saturating_sub(1) as u32)
+        row.iter().map(slot_width).sum::<u32>() + COLUMN_GAP * (row.len().saturating_sub(1) as u32)
     };
     let content_width = rows.iter().map(|row| row_width(row)).max().unwrap_or(0);
     let has_lane = graph.edges.iter().any(|edge| edge.dashed);

@@ -22,7 +22,9 @@ fn check_mermaid(name: &str, expect: Expect) {
 
 #[test]
 fn mermaid_of_customer_onboarding() {
-    check_mermaid("customer-onboarding", expect![[r#"
+    check_mermaid(
+        "customer-onboarding",
+        expect![[r#"
         flowchart TD
           %% flow customer-onboarding
           %% Account opening with parallel address and credit checks.
@@ -44,12 +46,15 @@ fn mermaid_of_customer_onboarding() {
           classDef start fill:#e8f0fe,stroke:#3b6fc4
           classDef completed fill:#e6f4ea,stroke:#2e7d32
           classDef failed fill:#fce8e6,stroke:#c62828
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn mermaid_of_order_fulfillment() {
-    check_mermaid("order-fulfillment", expect![[r#"
+    check_mermaid(
+        "order-fulfillment",
+        expect![[r#"
         flowchart TD
           %% flow order-fulfillment
           %% Checkout from order placed to shipment, across orders, inventory, payments, risk and shipping.
@@ -73,12 +78,15 @@ fn mermaid_of_order_fulfillment() {
           classDef start fill:#e8f0fe,stroke:#3b6fc4
           classDef completed fill:#e6f4ea,stroke:#2e7d32
           classDef failed fill:#fce8e6,stroke:#c62828
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn mermaid_of_parcel_delivery() {
-    check_mermaid("parcel-delivery", expect![[r#"
+    check_mermaid(
+        "parcel-delivery",
+        expect![[r#"
         flowchart TD
           %% flow parcel-delivery
           %% Carrier scans from label to doorstep, with stuck-parcel detection.
@@ -99,22 +107,33 @@ fn mermaid_of_parcel_delivery() {
           classDef start fill:#e8f0fe,stroke:#3b6fc4
           classDef completed fill:#e6f4ea,stroke:#2e7d32
           classDef failed fill:#fce8e6,stroke:#c62828
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn svg_is_well_formed_with_one_node_per_step() {
-    for name in ["customer-onboarding", "order-fulfillment", "parcel-delivery"] {
+    for name in [
+        "customer-onboarding",
+        "order-fulfillment",
+        "parcel-delivery",
+    ] {
         let def = shipped(name);
         let text = svg::render(&Graph::from_def(&def));
         let document = roxmltree::Document::parse(&text).expect("the SVG is well-formed XML");
         let root = document.root_element();
         assert_eq!(root.tag_name().name(), "svg");
-        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
         let steps: Vec<&str> = root
             .descendants()
             .filter(|node| node.attribute("class") == Some("node step"))
-            .map(|node| node.attribute("data-step").expect("a step node names its step"))
+            .map(|node| {
+                node.attribute("data-step")
+                    .expect("a step node names its step")
+            })
             .collect();
         let expected: Vec<&str> = def.steps.iter().map(|step| step.name.as_str()).collect();
         assert_eq!(steps, expected, "{name}");
@@ -172,12 +191,18 @@ fn parallel_steps_share_a_row_and_joins_sit_below_their_inputs() {
     assert_eq!(address.layer, 1);
     assert_eq!(credit.layer, 1);
     assert_eq!(address.y, credit.y);
-    assert!(address.x + address.width <= credit.x, "side by side, not overlapping");
+    assert!(
+        address.x + address.width <= credit.x,
+        "side by side, not overlapping"
+    );
     assert_eq!(activation.layer, 2);
     assert!(activation.y >= address.y + address.height);
     assert_eq!(row("completed").layer, 3);
     assert_eq!(row("failed").layer, 3);
-    assert!(row("completed").x < row("failed").x, "failed stands to the right");
+    assert!(
+        row("completed").x < row("failed").x,
+        "failed stands to the right"
+    );
     for node_box in &placed.boxes {
         assert!(node_box.x + node_box.width <= placed.width);
         assert!(node_box.y + node_box.height <= placed.height);
@@ -208,7 +233,10 @@ fn a_join_over_rows_of_different_depth_goes_below_the_deepest() {
         ]
         .map(|(title, layer)| (title.to_string(), layer))
     );
-    let kinds = graph.nodes.iter().filter(|node| matches!(node.kind, NodeKind::Step(_)));
+    let kinds = graph
+        .nodes
+        .iter()
+        .filter(|node| matches!(node.kind, NodeKind::Step(_)));
     assert_eq!(kinds.count(), 4);
 }
 
@@ -242,5 +270,6 @@ steps:
           classDef start fill:#e8f0fe,stroke:#3b6fc4
           classDef completed fill:#e6f4ea,stroke:#2e7d32
           classDef failed fill:#fce8e6,stroke:#c62828
-    "#]].assert_eq(&mermaid::render(&graph));
+    "#]]
+    .assert_eq(&mermaid::render(&graph));
 }

@@ -24,7 +24,10 @@ const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 /// The page's routes: `/` and `/assets/...`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -56,7 +59,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // The assets change with the binary; revalidating is cheap and avoids a stale page
     // after an upgrade.
@@ -82,7 +88,11 @@ mod tests {
     async fn serves_the_page_and_its_assets_with_a_strict_policy() {
         for (path, content_type, marker) in [
             ("/", "text/html; charset=utf-8", "<!doctype html>"),
-            ("/assets/app.js", "text/javascript; charset=utf-8", "\"use strict\";"),
+            (
+                "/assets/app.js",
+                "text/javascript; charset=utf-8",
+                "\"use strict\";",
+            ),
             ("/assets/app.css", "text/css; charset=utf-8", "body"),
             ("/assets/favicon.svg", "image/svg+xml", "<svg"),
         ] {
@@ -100,7 +110,10 @@ mod tests {
             let text = String::from_utf8(body.to_vec()).expect("utf-8");
             assert!(text.contains(marker), "{path}");
         }
-        assert_eq!(get_path("/assets/nope.js").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            get_path("/assets/nope.js").await.status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]
@@ -108,8 +121,14 @@ mod tests {
         let html = INDEX_HTML.to_ascii_lowercase();
         for script in html.match_indices("<script").map(|(at, _)| &html[at..]) {
             let tag = &script[..script.find('>').expect("a closed tag")];
-            assert!(tag.contains("src=\"/assets/"), "only external scripts: {tag}");
-            assert!(script[tag.len() + 1..].starts_with("</script>"), "empty script body");
+            assert!(
+                tag.contains("src=\"/assets/"),
+                "only external scripts: {tag}"
+            );
+            assert!(
+                script[tag.len() + 1..].starts_with("</script>"),
+                "empty script body"
+            );
         }
         assert!(!html.contains("<style"), "no inline style element");
         assert!(!html.contains(" style="), "no inline style attribute");
@@ -121,7 +140,10 @@ mod tests {
             let after = html[at + 1 + name.len()..].trim_start();
             assert!(!after.starts_with('='), "no inline event handler: {name}");
         }
-        assert!(!html.contains("http://") && !html.contains("https://"), "nothing remote");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "nothing remote"
+        );
     }
 
     #[test]

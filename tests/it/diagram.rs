@@ -41,7 +41,10 @@ fn a_broken_or_missing_flow_file_is_a_user_error() {
     let missing = flowwatch(&["diagram", "flows/no-such-flow.yaml"]);
     assert_eq!(missing.status.code(), Some(1));
     let message = String::from_utf8_lossy(&missing.stderr);
-    assert!(message.contains("cannot read flows/no-such-flow.yaml"), "{message}");
+    assert!(
+        message.contains("cannot read flows/no-such-flow.yaml"),
+        "{message}"
+    );
 
     let broken = tempfile_with("flow: Bad Name\n");
     let output = flowwatch(&["diagram", broken.to_str().expect("utf-8 path")]);

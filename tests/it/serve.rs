@@ -88,7 +88,10 @@ fn serves_the_page_and_the_api_over_the_replay_and_stops_on_sigterm() {
     let (status, flows) = get(&address, "/api/v1/flows");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(flows.contains(r#""name":"order-fulfillment""#), "{flows}");
-    let (status, instance) = get(&address, "/api/v1/flows/order-fulfillment/instances/ord-9001");
+    let (status, instance) = get(
+        &address,
+        "/api/v1/flows/order-fulfillment/instances/ord-9001",
+    );
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(
         instance.contains(r#""note":"<script>alert('xss-script')</script>""#),

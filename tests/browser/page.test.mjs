@@ -182,7 +182,25 @@ async function main() {
     await check("the page refreshes itself by polling", async () => {
       const before = Number(await page.getAttribute("body", "data-ready"));
       await rendered(page, before); // the next poll, about 2 s later
-      assert.match(await page.textContent("#status"), /^updated /);
+      const clock = (await api("/flows")).clock;
+      assert.equal(await page.textContent("#status"), clock ? "event clock " + clock.replace("T", " ").replace(/\.000Z$/, "Z") : "no records yet");
+      assert.match(await page.getAttribute("#status", "title"), /^refreshed at /);
+    });
+
+    await check("a click on a step lists the instances waiting in it", async () => {
+      const flows = (await api("/flows")).flows;
+      let chosen = null;
+      for (const flow of flows) for (const step of flow.steps) if (!chosen && step.waiting > 0) chosen = { flow: flow.name, step: step.name };
+      if (!chosen) chosen = { flow: flows[0].name, step: flows[0].steps[0].name };
+      const before = Number(await page.getAttribute("body", "data-ready"));
+      await page.locator(`section.flow[data-flow="${chosen.flow}"] g.step[data-step="${chosen.step}"]`).click();
+      await rendered(page, before);
+      await page.waitForSelector("#flow");
+      const expected = await api("/flows/" + encodeURIComponent(chosen.flow) + "/instances?state=open&step=" + encodeURIComponent(chosen.step) + "&limit=50");
+      const keys = await page.$$eval("#flow tbody tr", (rows) => rows.map((row) => row.getAttribute("data-key")));
+      assert.deepEqual(keys, expected.instances.map((instance) => instance.key));
+      assert.ok((await page.textContent("#flow h2")).includes("(" + expected.total + ")"));
+      await go(page, "#/");
     });
 
     // An instance with history: the first breached one, else the first open one, else any.

@@ -134,8 +134,14 @@ function unwrap(body, field) {
   return [];
 }
 
+let eventClock = null; // the engine's event clock, from the latest flow list
+
 const Api = {
-  flows: async () => unwrap(await api("/flows"), "flows"),
+  flows: async () => {
+    const body = await api("/flows");
+    if (body && body.clock !== undefined) eventClock = body.clock;
+    return unwrap(body, "flows");
+  },
   graph: (flow) => api("/flows/" + encodeURIComponent(flow) + "/graph"),
   instances: async (flow, query) => {
     const params = new URLSearchParams(query || {}).toString();
@@ -473,7 +479,7 @@ async function flowView(flow, query) {
     h("div", { class: "filters" }, filterLink("all", ""), ["open", "breached", "stuck", "completed", "failed"].map((value) => filterLink(value, value)),
       step ? h("a", { href: flowHref(flow, state ? { state } : {}) }, "any step ✕") : null),
     instanceTable(page.instances.map((instance) => instanceRow(flow, instance)), "No instance matches."),
-    page.next_cursor ? h("p", {}, link(flowHref(flow, Object.assign({}, params, { cursor: page.next_cursor, limit: undefined })), "next page →")) : null);
+    page.next_cursor ? h("p", {}, link(flowHref(flow, Object.assign(state ? { state } : {}, step ? { step } : {}, { cursor: page.next_cursor })), "next page →")) : null);
 }
 
 // The instance's summary fields, whether they are nested under `summary` or flat.
@@ -698,7 +704,10 @@ async function refresh() {
     if (typing && typing.id && document.getElementById(typing.id)) document.getElementById(typing.id).focus();
     document.getElementById("crumbs").replaceChildren(...crumbs(route));
     status.className = "status";
-    status.textContent = "updated " + new Date().toLocaleTimeString();
+    // The event clock, not the wall clock: what the tracker has seen up to (and a stable
+    // picture for screenshots); the wall-clock refresh time is in the tooltip.
+    status.textContent = eventClock ? "event clock " + formatTime(eventClock) : "no records yet";
+    status.setAttribute("title", "refreshed at " + new Date().toLocaleTimeString());
     document.body.setAttribute("data-ready", String(mine));
   } catch (error) {
     if (mine !== generation) return;

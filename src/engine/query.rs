@@ -693,6 +693,11 @@ fn action_names(definition: &FlowDef, list: &[ActionRef]) -> Vec<String> {
         .collect()
 }
 
+/// Whether a cursor has the shape [`InstancePage::next_cursor`] gives.
+pub fn is_cursor(text: &str) -> bool {
+    parse_cursor(text).is_some()
+}
+
 /// Splits a cursor `STARTED.KEY` (keys may contain dots; the start time cannot).
 fn parse_cursor(cursor: &str) -> Option<(Millis, String)> {
     let (started, key) = cursor.split_once('.')?;

@@ -9,7 +9,7 @@ use super::dto::{
 };
 use super::error::ApiError;
 use super::AppState;
-use crate::engine::query::{InstanceFilter, InstanceState, MAX_PAGE};
+use crate::engine::query::{is_cursor, InstanceFilter, InstanceState, MAX_PAGE};
 use crate::time::format_rfc3339;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -123,6 +123,13 @@ pub async fn instances(
             ))
         })?),
     };
+    if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
+        if !is_cursor(cursor) {
+            return Err(ApiError::BadRequest(format!(
+                "cursor {cursor:?} is not a next_cursor this API gave; omit it for the first page"
+            )));
+        }
+    }
     let filter = InstanceFilter {
         state: filter_state,
         step: query.step.filter(|step| !step.is_empty()),

@@ -284,7 +284,13 @@ async fn instance_pages_cover_every_instance_once() {
 #[tokio::test]
 async fn bad_filters_and_limits_are_refused() {
     let state = state();
-    for query in ["state=sleeping", "limit=0", "limit=1001", "limit=many"] {
+    for query in [
+        "state=sleeping",
+        "limit=0",
+        "limit=1001",
+        "limit=many",
+        "cursor=garbage",
+    ] {
         let reply = get(
             &state,
             &format!("/api/v1/flows/order-fulfillment/instances?{query}"),

@@ -283,6 +283,13 @@ async function main() {
         await page.waitForSelector("#timeline-svg circle.operator");
         assert.ok((await page.textContent("#history")).includes(note), "the note is shown as text");
         assertNothingInjected(await injected(page));
+        // Cancelling asks twice, in the page.
+        await page.click("#cancel-instance");
+        assert.equal(await page.textContent("#cancel-instance"), "Click again to cancel it");
+        assert.equal((await api("/flows/order-fulfillment/instances/ord-9001")).status, "open", "one click does nothing yet");
+        await page.click("#cancel-instance");
+        await page.waitForFunction(() => /cancel done/.test(document.getElementById("command-result").textContent));
+        assert.equal((await api("/flows/order-fulfillment/instances/ord-9001")).status, "failed");
       });
     }
 

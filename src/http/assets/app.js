@@ -580,7 +580,7 @@ async function instanceView(flow, key) {
     openInstance ? h("div", { class: "operator-form" },
       h("label", { for: "operator-note" }, "Note for the audit trail"),
       h("input", { id: "operator-note", type: "text", placeholder: "why (optional)" }),
-      commandButton("Cancel instance", () => runCommand(flow, key, "cancel", { note: noteValue() }), "danger")) : null,
+      confirmButton("Cancel instance", "Click again to cancel it", () => runCommand(flow, key, "cancel", { note: noteValue() }))) : null,
     h("div", { id: "command-result" }),
     h("h2", {}, "Timeline"), timeline(detail),
     h("h2", {}, "Steps"), h("div", { class: "steps" }, steps.map(stepCard)),
@@ -608,6 +608,31 @@ function noteValue() {
 function commandButton(label, action, cls) {
   const button = h("button", { type: "button", class: cls || null }, label);
   button.addEventListener("click", action);
+  return button;
+}
+
+// A destructive command asks twice, in the page (no modal dialog): the first click arms the
+// button for a few seconds, the second runs the command.
+function confirmButton(label, armedLabel, action) {
+  const button = h("button", { type: "button", class: "danger", id: "cancel-instance" }, label);
+  let disarm = null;
+  button.addEventListener("click", () => {
+    if (button.getAttribute("data-armed") === "yes") {
+      clearTimeout(disarm);
+      button.removeAttribute("data-armed");
+      button.textContent = label;
+      action();
+      return;
+    }
+    button.setAttribute("data-armed", "yes");
+    button.textContent = armedLabel;
+    pausePolling = true; // keep the armed button on screen
+    disarm = setTimeout(() => {
+      button.removeAttribute("data-armed");
+      button.textContent = label;
+      pausePolling = false;
+    }, 5000);
+  });
   return button;
 }
 

@@ -353,6 +353,7 @@ function renderDiagram(graph, flowCounts) {
     const box = placed.boxes[i];
     const center = box.x + box.width / 2;
     const counts = node.kind === "step" ? stepCounts.get(node.title) || {} : null;
+    const ended = (node.kind === "completed" || node.kind === "failed") && flowCounts ? number(flowCounts[node.kind]) : null;
     const group = s("g", { class: "node " + node.kind + (counts ? " " + heatClass(counts) : ""), "data-node": node.id });
     if (counts) {
       for (const field of ["pending", "waiting", "breached", "stuck", "completed", "skipped"]) group.setAttribute("data-" + field, String(number(counts[field])));
@@ -361,7 +362,7 @@ function renderDiagram(graph, flowCounts) {
       group.addEventListener("click", () => { location.hash = flowHref(graph.name, { step: node.title, state: "open" }); });
     }
     group.appendChild(s("rect", { class: "box", x: box.x, y: box.y, width: box.width, height: box.height, rx: node.kind === "step" ? 6 : 16 }));
-    group.appendChild(s("text", { class: "title", x: center, y: box.y + 23, "text-anchor": "middle" }, node.title));
+    group.appendChild(s("text", { class: "title", x: center, y: box.y + 23, "text-anchor": "middle" }, ended === null ? node.title : ended + " " + node.title));
     node.lines.forEach((line, index) => {
       const y = box.y + 42 + 16 * index;
       if (line === "counts:waiting" && counts) {

@@ -1,4 +1,4 @@
-//! The web page at `/`: one HTML document, a script and a stylesheet, embedded in the binary
+//! The web page at `/`: one HTML document, three scripts and a stylesheet, embedded in the binary
 //! with `include_str!` (no build step, nothing fetched from elsewhere). The page reads the JSON
 //! API under `/api/v1` and draws everything in the browser. Every response carries a strict
 //! Content-Security-Policy (`default-src 'self'`, no inline script or style, no plugins, no
@@ -17,6 +17,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
+const DOM_JS: &str = include_str!("assets/dom.js");
+const DIAGRAM_JS: &str = include_str!("assets/diagram.js");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
@@ -27,6 +29,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/assets/dom.js",
+            get(|| async { asset("text/javascript; charset=utf-8", DOM_JS) }),
+        )
+        .route(
+            "/assets/diagram.js",
+            get(|| async { asset("text/javascript; charset=utf-8", DIAGRAM_JS) }),
         )
         .route(
             "/assets/app.js",
@@ -159,7 +169,13 @@ mod tests {
             "new Function",
             "setTimeout(\"",
         ] {
-            assert!(!APP_JS.contains(forbidden), "app.js uses {forbidden}");
+            for (name, script) in [
+                ("dom.js", DOM_JS),
+                ("diagram.js", DIAGRAM_JS),
+                ("app.js", APP_JS),
+            ] {
+                assert!(!script.contains(forbidden), "{name} uses {forbidden}");
+            }
         }
     }
 }

@@ -107,7 +107,7 @@ async function injected(page) {
 
 function assertNothingInjected(found) {
   assert.equal(found.images, 0, "no <img> element may appear (the page has none of its own)");
-  assert.deepEqual(found.scripts, ["/assets/app.js"], "only the page's own script");
+  assert.deepEqual(found.scripts, ["/assets/dom.js", "/assets/diagram.js", "/assets/app.js"], "only the page's own scripts");
   assert.equal(found.handlers, 0, "no inline event handler attribute");
 }
 

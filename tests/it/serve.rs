@@ -84,6 +84,9 @@ fn serves_the_page_and_the_api_over_the_replay_and_stops_on_sigterm() {
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(page.contains("content-security-policy: default-src 'self'"));
     assert!(page.contains("<script src=\"/assets/app.js\" defer></script>"));
+    let (status, script) = get(&address, "/assets/diagram.js");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(script.contains("function layoutDiagram"));
 
     let (status, flows) = get(&address, "/api/v1/flows");
     assert_eq!(status, "HTTP/1.1 200 OK");

@@ -1,6 +1,6 @@
 //! The command line: clap definitions only. `main.rs` turns them into calls.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// flowwatch: tracks business processes across Kafka topics and reports the stuck and late.
@@ -21,6 +21,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check or print the daemon's configuration (secrets redacted).
     Config(ConfigArgs),
+    /// Print a flow's step graph as SVG or Mermaid, for documentation.
+    Diagram(DiagramArgs),
 }
 
 #[derive(Debug, Args)]
@@ -87,4 +89,27 @@ pub struct ReplayArgs {
     /// Instance name for the signals' `source` (`flowwatch/NAME`).
     #[arg(long, value_name = "NAME", default_value = "replay")]
     pub instance_name: String,
+    /// After the replay, serve the HTTP API and the web page over the resulting state on this
+    /// address (for example 127.0.0.1:8080) until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// The flow file to draw.
+    #[arg(value_name = "FLOW_FILE")]
+    pub flow_file: PathBuf,
+    /// Output format: a standalone SVG image, or a Mermaid flowchart for Markdown.
+    #[arg(long, value_enum, default_value_t = DiagramFormat::Svg)]
+    pub format: DiagramFormat,
+}
+
+/// What `flowwatch diagram` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    /// A standalone SVG document.
+    Svg,
+    /// A Mermaid `flowchart`.
+    Mermaid,
 }

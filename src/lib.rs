@@ -10,12 +10,15 @@
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`metrics`]: the Prometheus metrics, defined once, rendered for `/metrics`.
 //! - [`replay`]: offline replay of recorded records through the engine.
-//! - [`http`]: health, metrics, the JSON API, operator actions and the OpenAPI document.
+//! - [`http`]: health, metrics, the JSON API, operator actions, the OpenAPI document and the
+//!   web page.
 //! - [`tracker`]: the engine owner of a running process and the handle other tasks reach it by.
 //! - [`store`]: the daemon's durable key-value state store and its backends.
 //! - [`config`]: the daemon's configuration (TOML file + environment), validated.
 //! - [`clock`]: the wall clock behind a trait (the only place that reads it).
 //! - [`daemon`]: `flowwatch run`: the engine driven live from Kafka, durably.
+//! - [`serve`]: `replay --serve`, the API and the page over a replayed state.
+//! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
 //! - [`cli`]: the command line.
 
 pub mod app;
@@ -23,6 +26,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod diagram;
 pub mod engine;
 pub mod flow;
 pub mod logging;
@@ -31,6 +35,7 @@ pub mod metrics;
 pub mod record;
 pub mod replay;
 pub mod store;
+pub mod serve;
 pub mod time;
 pub mod tracker;
 pub mod validate;

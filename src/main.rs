@@ -2,10 +2,10 @@
 //! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
 
 use clap::Parser;
-use flowwatch::cli::{Cli, Command, ConfigAction, ReplayArgs, RunArgs};
+use flowwatch::cli::{Cli, Command, ConfigAction, DiagramArgs, ReplayArgs, RunArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
-use flowwatch::{flow, time, validate};
+use flowwatch::{diagram, flow, serve, time, validate};
 use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
@@ -64,6 +64,13 @@ fn main() -> ExitCode {
                 }
             },
         },
+        Command::Diagram(args) => match run_diagram(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message}");
+                1
+            }
+        },
     };
     ExitCode::from(code as u8)
 }
@@ -86,7 +93,12 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         )?,
         orphan_after: duration("orphan-after", &args.orphan_after)?,
         retention: duration("retention", &args.retention)?,
-        history_limit: 0,
+        // Serving shows each instance's audit trail; a plain replay keeps none.
+        history_limit: if args.serve.is_some() {
+            serve::SERVE_HISTORY_LIMIT
+        } else {
+            0
+        },
     };
     let until = match &args.until {
         None => None,
@@ -125,7 +137,24 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    let engine = replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    stdout.flush()?;
+    if let Some(address) = args.serve {
+        drop((stdout, stderr));
+        let token = std::env::var("FLOWWATCH__HTTP__OPERATOR_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty());
+        serve::serve_replayed(engine, address, token, |bound| {
+            eprintln!("serving the replayed state on http://{bound}/ (Ctrl-C to stop)");
+        })?;
+    }
+    Ok(())
+}
+
+fn run_diagram(args: DiagramArgs) -> anyhow::Result<()> {
+    let text = diagram::render_file(&args.flow_file, args.format)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
 }

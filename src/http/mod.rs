@@ -1,7 +1,7 @@
 //! The HTTP server's routes: health (`/livez`, `/healthz`, `/readyz`), `/metrics`, the JSON
 //! API under `/api/v1` (flows, graphs, instances with their audit trail, orphans, signals),
-//! operator actions, and the OpenAPI document generated from the handlers'
-//! `#[utoipa::path]` annotations. Handlers reach the engine only through the
+//! operator actions, the web page at `/` ([`page`]), and the OpenAPI document generated from
+//! the handlers' `#[utoipa::path]` annotations. Handlers reach the engine only through the
 //! [`TrackerHandle`]; the JSON shapes are the DTOs of [`dto`], never engine types. Only this
 //! module knows axum.
 
@@ -10,6 +10,7 @@ pub mod dto;
 pub mod error;
 pub mod health;
 pub mod operator;
+pub mod page;
 #[cfg(test)]
 mod tests;
 
@@ -117,7 +118,7 @@ async fn openapi_json() -> impl IntoResponse {
 pub fn router(state: AppState) -> axum::Router {
     let (router, _) = documented().split_for_parts();
     router
-        // The page (src/http/page.rs) is merged here: `.merge(page::router())`.
+        .merge(page::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

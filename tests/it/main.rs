@@ -4,7 +4,9 @@
 
 mod daemon;
 mod kafka_support;
+mod diagram;
 mod parse_never_panics;
 mod prometheus;
 mod replay;
+mod serve;
 mod validate;

@@ -9,6 +9,7 @@
 //! - [`record`]: the Kafka record as the engine sees it.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
+//! - [`simulate`]: a deterministic choreography simulator with faults, and its Kafka producer.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -16,5 +17,6 @@ pub mod engine;
 pub mod flow;
 pub mod record;
 pub mod replay;
+pub mod simulate;
 pub mod time;
 pub mod validate;

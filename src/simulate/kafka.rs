@@ -1,0 +1,1 @@
+//! Producing simulated records to a real broker (`flowwatch simulate`): placeholder.

@@ -176,7 +176,10 @@ impl FromStr for FaultMix {
     /// `none`, `default`, or comma-separated `NAME=RATE` pairs. Pairs start from `none`,
     /// unless the first word is `default` (`default,slow=0.3` raises only `slow`).
     fn from_str(text: &str) -> Result<FaultMix, FaultMixError> {
-        let mut parts = text.split(',').map(str::trim).filter(|part| !part.is_empty());
+        let mut parts = text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty());
         let mut mix = FaultMix::none();
         let mut pending = Vec::new();
         match parts.next() {
@@ -237,10 +240,22 @@ mod tests {
         let raised: FaultMix = "default,out-of-order=1".parse().unwrap();
         assert_eq!(raised.out_of_order, 1.0);
         assert_eq!(raised.lost, FaultMix::default().lost);
-        assert_eq!(FaultMix::default().to_string().parse(), Ok(FaultMix::default()));
-        assert!(matches!("lost".parse::<FaultMix>(), Err(FaultMixError::MissingRate(_))));
-        assert!(matches!("lots=0.1".parse::<FaultMix>(), Err(FaultMixError::UnknownFault(_))));
-        assert!(matches!("lost=2".parse::<FaultMix>(), Err(FaultMixError::BadRate { .. })));
+        assert_eq!(
+            FaultMix::default().to_string().parse(),
+            Ok(FaultMix::default())
+        );
+        assert!(matches!(
+            "lost".parse::<FaultMix>(),
+            Err(FaultMixError::MissingRate(_))
+        ));
+        assert!(matches!(
+            "lots=0.1".parse::<FaultMix>(),
+            Err(FaultMixError::UnknownFault(_))
+        ));
+        assert!(matches!(
+            "lost=2".parse::<FaultMix>(),
+            Err(FaultMixError::BadRate { .. })
+        ));
     }
 
     #[test]
@@ -260,6 +275,9 @@ mod tests {
         };
         assert_eq!(saturated.pick_exclusive(0.25), Some(FaultKind::Lost));
         assert_eq!(saturated.pick_exclusive(0.75), Some(FaultKind::Slow));
-        assert_eq!(FaultMix::only(FaultKind::Duplicate, 1.0).pick_exclusive(0.0), None);
+        assert_eq!(
+            FaultMix::only(FaultKind::Duplicate, 1.0).pick_exclusive(0.0),
+            None
+        );
     }
 }

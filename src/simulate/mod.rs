@@ -162,7 +162,7 @@ impl Simulator {
     /// A simulator whose traffic starts at the time of the first [`Simulator::advance`].
     pub fn new(config: SimConfig) -> Simulator {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let reactions = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f_7e7a_c710);
+        let reactions = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_0f7e_7a5c_7101);
         let tag = format!("{:04x}", rng.random::<u16>());
         Simulator {
             config,
@@ -389,7 +389,10 @@ impl Simulator {
             FlowKind::Onboarding => {
                 self.stats.onboardings += 1;
                 let script = onboarding::script(&mut writer, self.stats.onboardings, t0, shape);
-                (script, format!("cust-{}-{:06}", self.tag, self.stats.onboardings))
+                (
+                    script,
+                    format!("cust-{}-{:06}", self.tag, self.stats.onboardings),
+                )
             }
         };
         let mut saga = Saga {
@@ -426,7 +429,11 @@ impl Simulator {
         for (index, at) in queued {
             self.enqueue(at, saga_id, index as u32, 0);
         }
-        if saga.events.iter().any(|event| event.state == State::Withheld) {
+        if saga
+            .events
+            .iter()
+            .any(|event| event.state == State::Withheld)
+        {
             self.enqueue(t0 + FORGET_AFTER, saga_id, FORGET, 0);
         }
         self.by_key.insert((saga.flow, saga.key.clone()), saga_id);

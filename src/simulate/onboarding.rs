@@ -126,7 +126,11 @@ pub(super) fn script(
         if shape == Shape::OutOfOrder {
             // The later check result reaches the topic only after the activation: the
             // activation finds its step not yet open.
-            let later = if credit_at >= address_at { credit } else { address };
+            let later = if credit_at >= address_at {
+                credit
+            } else {
+                address
+            };
             script.events[later].publish_at =
                 script.events[activated].publish_at + between(writer.rng, 5 * SECOND, 30 * SECOND);
         }

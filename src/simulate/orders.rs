@@ -14,7 +14,12 @@ const MINUTE: Millis = 60 * SECOND;
 const FRAUD_THRESHOLD: f64 = 1000.0;
 
 /// Writes the script of order `number`, placed at `t0`.
-pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Shape) -> ScriptBuilder {
+pub(super) fn script(
+    writer: &mut Writer<'_>,
+    number: u64,
+    t0: Millis,
+    shape: Shape,
+) -> ScriptBuilder {
     let order_id = format!("ord-{}-{number:06}", writer.tag);
     let payment_id = format!("pay-{}-{number:06}", writer.tag);
     let large = chance(writer.rng, 0.2);
@@ -61,7 +66,12 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
             slow_by: None,
         });
     }
-    let reserved_at = t0 + if tight { between(writer.rng, MINUTE, 3 * MINUTE) } else { between(writer.rng, MINUTE, 6 * MINUTE) };
+    let reserved_at = t0
+        + if tight {
+            between(writer.rng, MINUTE, 3 * MINUTE)
+        } else {
+            between(writer.rng, MINUTE, 6 * MINUTE)
+        };
     let reserved = script.push(EventSpec {
         topic: "inventory",
         key: Some(order_id.clone()),
@@ -92,7 +102,11 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
             slow_by: Some((20 * MINUTE, 35 * MINUTE)),
         })
     });
-    let step = if tight { (20 * SECOND, MINUTE) } else { (20 * SECOND, 2 * MINUTE) };
+    let step = if tight {
+        (20 * SECOND, MINUTE)
+    } else {
+        (20 * SECOND, 2 * MINUTE)
+    };
     let requested_at = reserved_at + between(writer.rng, step.0, step.1);
     let requested = script.push(EventSpec {
         topic: "payments",
@@ -109,11 +123,16 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
         // followed by a charge that misses it.
         slow_by: Some((15 * MINUTE, 25 * MINUTE)),
     });
-    let charge = if tight { (20 * SECOND, MINUTE) } else { (20 * SECOND, 4 * MINUTE) };
+    let charge = if tight {
+        (20 * SECOND, MINUTE)
+    } else {
+        (20 * SECOND, 4 * MINUTE)
+    };
     let charged_at = requested_at + between(writer.rng, charge.0, charge.1);
     let declined = shape == Shape::Declined;
     let outcome = if declined {
-        let reason = ["insufficient_funds", "card_expired", "suspected_fraud"][between(writer.rng, 0, 2) as usize];
+        let reason = ["insufficient_funds", "card_expired", "suspected_fraud"]
+            [between(writer.rng, 0, 2) as usize];
         json!({ "type": "PaymentDeclined", "paymentId": payment_id, "amount": total, "reason": reason })
     } else {
         json!({ "type": "PaymentSucceeded", "paymentId": payment_id, "amount": total })
@@ -123,7 +142,11 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
         key: Some(payment_id.clone()),
         at: charged_at,
         event_id: writer.event_id(),
-        ce_type: if declined { "com.example.payments.PaymentDeclined" } else { "com.example.payments.PaymentSucceeded" },
+        ce_type: if declined {
+            "com.example.payments.PaymentDeclined"
+        } else {
+            "com.example.payments.PaymentSucceeded"
+        },
         service: Service::Payments,
         value: outcome,
         time_field: "occurredAt",
@@ -134,11 +157,14 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
     if shape == Shape::OutOfOrder {
         // The reservation reaches the topic only after the charge: the charge finds the
         // payment step not yet open.
-        let delivered = script.events[charged].publish_at + between(writer.rng, 5 * SECOND, 30 * SECOND);
+        let delivered =
+            script.events[charged].publish_at + between(writer.rng, 5 * SECOND, 30 * SECOND);
         script.events[reserved].publish_at = delivered;
     }
     if !declined {
-        let ready = fraud.map_or(charged_at, |fraud| charged_at.max(script.events[fraud].event_time));
+        let ready = fraud.map_or(charged_at, |fraud| {
+            charged_at.max(script.events[fraud].event_time)
+        });
         let mut deps = vec![charged];
         deps.extend(fraud);
         let carrier = ["DHL", "UPS", "PostNL", "GLS"][between(writer.rng, 0, 3) as usize];
@@ -159,8 +185,15 @@ pub(super) fn script(writer: &mut Writer<'_>, number: u64, t0: Millis, shape: Sh
     }
     // The flow reads event ids from the payload.
     for event in &mut script.events {
-        if let super::script::Body::Json { value: serde_json::Value::Object(map), .. } = &mut event.body {
-            map.insert("eventId".to_string(), serde_json::Value::String(event.event_id.clone()));
+        if let super::script::Body::Json {
+            value: serde_json::Value::Object(map),
+            ..
+        } = &mut event.body
+        {
+            map.insert(
+                "eventId".to_string(),
+                serde_json::Value::String(event.event_id.clone()),
+            );
         }
     }
     script

@@ -154,7 +154,9 @@ impl Saga {
         for index in root + 1..self.events.len() {
             marked[index] = self.events[index].deps.iter().any(|&dep| marked[dep]);
         }
-        (0..self.events.len()).filter(|&index| marked[index]).collect()
+        (0..self.events.len())
+            .filter(|&index| marked[index])
+            .collect()
     }
 
     /// Withholds `root` and its dependents.
@@ -186,7 +188,9 @@ impl Saga {
 
     /// True when nothing is left to publish, now or after a retry.
     pub fn is_done(&self) -> bool {
-        self.events.iter().all(|event| event.state == State::Emitted)
+        self.events
+            .iter()
+            .all(|event| event.state == State::Emitted)
     }
 }
 

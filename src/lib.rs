@@ -10,9 +10,11 @@
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`replay`]: offline replay of recorded records through the engine.
 //! - [`simulate`]: a deterministic choreography simulator with faults, and its Kafka producer.
+//! - [`clock`]: the wall clock behind a trait (the only place that reads it).
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod flow;
 pub mod record;

@@ -91,8 +91,8 @@ pub async fn create_topics(
         .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
+        .operation_timeout(Some(Duration::from_secs(5)))
+        .request_timeout(Some(Duration::from_secs(5)));
     match admin.create_topics(&topics, &options).await {
         Ok(results) => {
             for result in results {

@@ -207,6 +207,10 @@ fn slow_services_breach_then_complete_late() {
         .map(|signal| signal.subject.to_string())
         .collect();
     assert_eq!(late, run.subjects(SignalKind::Completed));
+    assert_eq!(
+        run.subjects(SignalKind::Resolved),
+        run.subjects(SignalKind::Completed)
+    );
 }
 
 #[test]

@@ -382,3 +382,71 @@ fn the_first_advance_anchors_the_traffic() {
     idle.advance(start() + HOUR, &mut records);
     assert_eq!(idle.next_due(), None);
 }
+
+#[test]
+fn a_retry_brings_a_lost_payment_and_the_rest_of_the_order_follows() {
+    let config = SimConfig {
+        seed: 12,
+        rate_per_sec: 0.05,
+        faults: FaultMix {
+            recover_on_retry: 1.0,
+            ..FaultMix::only(FaultKind::Lost, 1.0)
+        },
+    };
+    let mut simulator = Simulator::starting_at(config, start());
+    let mut records = Vec::new();
+    let now = start() + HOUR;
+    simulator.advance(now, &mut records);
+    // An order whose payment request was lost (so the charge and the shipment never came).
+    let order = simulator
+        .sagas
+        .values()
+        .find(|saga| {
+            saga.flow == FlowKind::Order
+                && saga.events.iter().any(|event| {
+                    event.service == Service::Payments && event.state == State::Withheld
+                })
+                && saga.events.iter().all(|event| event.state != State::Queued)
+        })
+        .map(|saga| saga.key.clone())
+        .expect("an order with a lost payment");
+    let command = serde_json::json!({ "type": "RetryPayment", "orderId": order, "attempt": 1 });
+    assert!(!simulator.on_action_record("other-topic", None, &command, now));
+    let stranger = serde_json::json!({ "type": "RetryPayment", "orderId": "ord-nobody" });
+    assert!(!simulator.on_action_record("payment-commands", None, &stranger, now));
+    assert!(simulator.on_action_record("payment-commands", Some(&order), &command, now));
+    assert_eq!(simulator.stats().recovered, 1);
+    let mut after = Vec::new();
+    simulator.stop_starting();
+    simulator.advance(now + 4 * HOUR, &mut after);
+    let mine: Vec<Value> = after
+        .iter()
+        .map(|record| serde_json::from_slice::<Value>(&record.payload).unwrap_or(Value::Null))
+        .filter(|value| value.to_string().contains(&order))
+        .collect();
+    let types: Vec<&str> = mine
+        .iter()
+        .filter_map(|value| value.get("type").and_then(Value::as_str))
+        .collect();
+    assert_eq!(
+        types,
+        ["PaymentRequested", "ShipmentDispatched"],
+        "{mine:?}"
+    );
+    let requested = after
+        .iter()
+        .find(|record| record.key.as_deref() == Some(order.as_str()) && record.topic == "payments")
+        .expect("the payment request");
+    assert!((now + 10_000..=now + 120_000).contains(&requested.timestamp));
+    // The charge is keyed by the payment id, which the request links.
+    let payment_id = mine[0]["paymentId"]
+        .as_str()
+        .expect("paymentId")
+        .to_string();
+    assert!(after
+        .iter()
+        .any(|record| record.key.as_deref() == Some(payment_id.as_str())
+            && record.timestamp > requested.timestamp));
+    // Answered once: the same command again finds nothing lost.
+    assert!(!simulator.on_action_record("payment-commands", Some(&order), &command, now));
+}

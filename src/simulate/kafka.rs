@@ -61,6 +61,8 @@ pub enum Error {
     Delivery { topic: String, source: KafkaError },
     #[error("the producer was closed before delivering a record")]
     Canceled,
+    #[error("records were still undelivered after 30 s: {0}")]
+    Flush(KafkaError),
     #[error("cannot write progress: {0}")]
     Progress(#[from] std::io::Error),
 }
@@ -185,10 +187,7 @@ pub async fn run(
     }
     producer
         .flush(Duration::from_secs(30))
-        .map_err(|source| Error::Delivery {
-            topic: "(flush)".to_string(),
-            source,
-        })?;
+        .map_err(Error::Flush)?;
     let end = simulator.now().unwrap_or(start);
     progress(diagnostics, simulator, end, produced)?;
     Ok(Summary {

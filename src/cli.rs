@@ -23,6 +23,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Print a flow's step graph as SVG or Mermaid, for documentation.
     Diagram(DiagramArgs),
+    /// Produce simulated order and onboarding traffic, with faults, to a Kafka broker.
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,4 +114,42 @@ pub enum DiagramFormat {
     Svg,
     /// A Mermaid `flowchart`.
     Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Bootstrap servers of the broker to produce to.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub brokers: String,
+    /// Process instances started per second of wall-clock time (60 % orders, 40 %
+    /// onboardings).
+    #[arg(long, value_name = "N", default_value_t = 2.0)]
+    pub rate: f64,
+    /// Run simulated time N times faster than the wall clock, so that minutes-long SLAs
+    /// breach within seconds (record timestamps then run ahead of the wall clock).
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Seed of every random choice; the same seed gives the same traffic (default: from the
+    /// clock, printed at the start).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Stop after this much simulated time (e.g. 1h; at --speed 60 that takes a minute);
+    /// default: until Ctrl-C.
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+    /// Partitions of the topics created at the start.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub partitions: i32,
+    /// Fault rates per instance: `default`, `none`, or NAME=RATE pairs such as
+    /// `lost=0.1,slow=0.2` (names: lost, slow, declined, late_start, wrong_topic,
+    /// out_of_order, malformed, duplicate, recover_on_retry).
+    #[arg(long, value_name = "SPEC", default_value = "default")]
+    pub faults: String,
+    /// Simulated time at the start (RFC 3339 or epoch ms; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+    /// Do not read the retry commands the tracker publishes (by default the simulated
+    /// services sometimes answer them).
+    #[arg(long)]
+    pub no_react: bool,
 }

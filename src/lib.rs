@@ -19,6 +19,7 @@
 //! - [`daemon`]: `flowwatch run`: the engine driven live from Kafka, durably.
 //! - [`serve`]: `replay --serve`, the API and the page over a replayed state.
 //! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
+//! - [`simulate`]: a deterministic choreography simulator with faults, and its Kafka producer.
 //! - [`cli`]: the command line.
 
 pub mod app;
@@ -36,6 +37,7 @@ pub mod record;
 pub mod replay;
 pub mod store;
 pub mod serve;
+pub mod simulate;
 pub mod time;
 pub mod tracker;
 pub mod validate;

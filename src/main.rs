@@ -2,7 +2,7 @@
 //! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
 
 use clap::Parser;
-use flowwatch::cli::{Cli, Command, ConfigAction, DiagramArgs, ReplayArgs, RunArgs};
+use flowwatch::cli::{Cli, Command, ConfigAction, DiagramArgs, ReplayArgs, RunArgs, SimulateArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
 use flowwatch::{diagram, flow, serve, time, validate};
@@ -63,6 +63,13 @@ fn main() -> ExitCode {
                     1
                 }
             },
+        },
+        Command::Simulate(args) => match run_simulate(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message}");
+                1
+            }
         },
         Command::Diagram(args) => match run_diagram(args) {
             Ok(()) => 0,
@@ -192,4 +199,89 @@ fn run_daemon(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(flowwatch::app::run(config, flows))
+}
+
+fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use flowwatch::clock::{Clock, ScaledClock, SystemClock};
+    use flowwatch::simulate::{kafka, FaultMix, SimConfig, Simulator};
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed {}: expected a positive number", args.speed);
+    }
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        anyhow::bail!(
+            "--rate {}: expected a number of instances per second, 0 or more",
+            args.rate
+        );
+    }
+    if args.partitions < 1 {
+        anyhow::bail!("--partitions {}: expected 1 or more", args.partitions);
+    }
+    let faults: FaultMix = args
+        .faults
+        .parse()
+        .map_err(|error| anyhow::anyhow!("--faults {:?}: {error}", args.faults))?;
+    let duration = match &args.duration {
+        None => None,
+        Some(text) => Some(
+            time::parse_duration(text).map_err(|error| anyhow::anyhow!("--duration: {error}"))?,
+        ),
+    };
+    let start = match &args.start {
+        None => None,
+        Some(text) => Some(
+            time::parse_rfc3339(text)
+                .or_else(|| text.parse::<i64>().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--start {text:?}: expected an RFC 3339 time or epoch milliseconds"
+                    )
+                })?,
+        ),
+    };
+    let seed = args.seed.unwrap_or(SystemClock.now() as u64);
+    let config = SimConfig {
+        seed,
+        // --rate is per wall-clock second; the simulator counts simulated seconds.
+        rate_per_sec: args.rate / args.speed,
+        faults,
+    };
+    let options = kafka::SimulateOptions {
+        brokers: args.brokers.clone(),
+        partitions: args.partitions,
+        duration,
+        react: !args.no_react,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(async {
+        let mut stderr = std::io::stderr();
+        kafka::create_topics(&options.brokers, options.partitions, &mut stderr).await?;
+        // The simulation starts once the topics exist.
+        let start = start.unwrap_or_else(|| SystemClock.now());
+        eprintln!(
+            "simulating from {} at {}x, {} instances/s, seed {seed}, faults {faults}; producing to {}",
+            time::format_rfc3339(start),
+            args.speed,
+            args.rate,
+            args.brokers
+        );
+        let clock = ScaledClock::new(start, args.speed);
+        let mut simulator = Simulator::starting_at(config, start);
+        let shutdown = async {
+            // Without a signal handler, Ctrl-C ends the process the usual way.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        kafka::run(&mut simulator, &clock, &options, shutdown, &mut stderr).await
+    })?;
+    eprintln!(
+        "produced {} records from {} to {}",
+        summary.produced,
+        time::format_rfc3339(summary.start),
+        time::format_rfc3339(summary.end)
+    );
+    Ok(())
 }

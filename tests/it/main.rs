@@ -9,4 +9,5 @@ mod parse_never_panics;
 mod prometheus;
 mod replay;
 mod serve;
+mod simulate;
 mod validate;

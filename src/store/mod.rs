@@ -25,14 +25,14 @@ pub trait Store: Send {
     /// The value stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Calls `visit` for every pair whose key starts with `prefix`, in key order.
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
     /// Figures for metrics and benchmarks: bytes on disk, commits (fsyncs) so far.
     fn stats(&self) -> StoreStats;
 }
+
+/// The visitor of [`Store::scan_prefix`]: called with each key and value; an error stops the
+/// scan and is returned by it.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
 /// Figures a store reports about itself, for metrics and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

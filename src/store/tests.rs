@@ -24,7 +24,10 @@ pub(super) fn put_get_delete(backend: Backend, dir: &Path) {
     let mut store = open(backend, dir).unwrap();
     assert_eq!(store.get(b"a").unwrap(), None);
     let mut batch = Batch::new();
-    batch.put("a", "1").put("b", "2").put(b"c".to_vec(), b"3".to_vec());
+    batch
+        .put("a", "1")
+        .put("b", "2")
+        .put(b"c".to_vec(), b"3".to_vec());
     assert_eq!(batch.len(), 3);
     store.apply(&batch).unwrap();
     assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
@@ -41,7 +44,13 @@ pub(super) fn put_get_delete(backend: Backend, dir: &Path) {
 pub(super) fn later_ops_in_a_batch_win(backend: Backend, dir: &Path) {
     let mut store = open(backend, dir).unwrap();
     let mut batch = Batch::new();
-    batch.put("k", "1").put("k", "2").put("gone", "x").delete("gone").delete("back").put("back", "y");
+    batch
+        .put("k", "1")
+        .put("k", "2")
+        .put("gone", "x")
+        .delete("gone")
+        .delete("back")
+        .put("back", "y");
     store.apply(&batch).unwrap();
     assert_eq!(scan(&*store, b""), vec![pair("back", "y"), pair("k", "2")]);
 }
@@ -49,13 +58,26 @@ pub(super) fn later_ops_in_a_batch_win(backend: Backend, dir: &Path) {
 pub(super) fn scan_prefix_in_key_order(backend: Backend, dir: &Path) {
     let mut store = open(backend, dir).unwrap();
     let mut batch = Batch::new();
-    for key in ["inst/b/2", "inst/a/1", "meta/offsets", "inst/b/10", "insu", "ins", "inst/"] {
+    for key in [
+        "inst/b/2",
+        "inst/a/1",
+        "meta/offsets",
+        "inst/b/10",
+        "insu",
+        "ins",
+        "inst/",
+    ] {
         batch.put(key, key.to_uppercase());
     }
-    batch.put(vec![b'i', b'n', b's', b't', b'/', 0xff], "high").put(vec![0xff, 0xff], "last");
+    batch
+        .put(vec![b'i', b'n', b's', b't', b'/', 0xff], "high")
+        .put(vec![0xff, 0xff], "last");
     store.apply(&batch).unwrap();
     let keys = |prefix: &[u8]| -> Vec<Vec<u8>> {
-        scan(&*store, prefix).into_iter().map(|(key, _)| key).collect()
+        scan(&*store, prefix)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
     };
     assert_eq!(
         keys(b"inst/"),
@@ -67,11 +89,17 @@ pub(super) fn scan_prefix_in_key_order(backend: Backend, dir: &Path) {
             b"inst/\xff".to_vec(),
         ]
     );
-    assert_eq!(keys(b"inst/b/"), vec![b"inst/b/10".to_vec(), b"inst/b/2".to_vec()]);
+    assert_eq!(
+        keys(b"inst/b/"),
+        vec![b"inst/b/10".to_vec(), b"inst/b/2".to_vec()]
+    );
     assert_eq!(keys(b"nothing"), Vec::<Vec<u8>>::new());
     assert_eq!(keys(b"\xff").len(), 1);
     assert_eq!(keys(b"").len(), 9);
-    assert_eq!(scan(&*store, b"meta/"), vec![pair("meta/offsets", "META/OFFSETS")]);
+    assert_eq!(
+        scan(&*store, b"meta/"),
+        vec![pair("meta/offsets", "META/OFFSETS")]
+    );
 }
 
 pub(super) fn visitor_errors_stop_the_scan(backend: Backend, dir: &Path) {
@@ -83,11 +111,17 @@ pub(super) fn visitor_errors_stop_the_scan(backend: Backend, dir: &Path) {
     let result = store.scan_prefix(b"p/", &mut |key, _| {
         seen += 1;
         if key == b"p/2" {
-            return Err(StoreError::Unreadable { key: "p/2".into(), detail: "test".into() });
+            return Err(StoreError::Unreadable {
+                key: "p/2".into(),
+                detail: "test".into(),
+            });
         }
         Ok(())
     });
-    assert!(matches!(result, Err(StoreError::Unreadable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unreadable { .. })),
+        "{result:?}"
+    );
     assert_eq!(seen, 2);
 }
 
@@ -168,5 +202,8 @@ fn backend_names_round_trip() {
         assert_eq!(backend.to_string().parse::<Backend>().unwrap(), backend);
     }
     let error = "rocksdb".parse::<Backend>().unwrap_err();
-    assert_eq!(error.to_string(), "unknown store backend `rocksdb`: use `redb`, `sled` or `memory`");
+    assert_eq!(
+        error.to_string(),
+        "unknown store backend `rocksdb`: use `redb`, `sled` or `memory`"
+    );
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub struct MemoryStore {
     /// The pairs, in key order.
     pairs: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Batches applied so far (each counts as one commit).
+    /// Non-empty batches applied so far (each counts as one commit, as on disk).
     commits: u64,
 }
 
@@ -22,6 +22,9 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         for op in batch.ops() {
             match op {
                 Op::Put { key, value } => {

@@ -7,12 +7,17 @@
 //! directory and backend it is about and what to do.
 
 mod batch;
+mod dir;
 mod error;
 mod memory;
+mod redb;
+mod sled;
 
 pub use batch::{Batch, Op};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use redb::RedbStore;
+pub use sled::SledStore;
 
 use std::fmt;
 use std::path::Path;
@@ -21,6 +26,7 @@ use std::str::FromStr;
 /// A key-value store with atomic, durable batches, keys and values as bytes, keys in byte order.
 pub trait Store: Send {
     /// Applies every put and delete of the batch atomically and durably (fsync'd before Ok).
+    /// An empty batch is a no-op (no commit).
     fn apply(&mut self, batch: &Batch) -> Result<(), StoreError>;
     /// The value stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -100,11 +106,8 @@ impl FromStr for Backend {
 pub fn open(backend: Backend, dir: &Path) -> Result<Box<dyn Store>, StoreError> {
     match backend {
         Backend::Memory => Ok(Box::new(MemoryStore::new())),
-        Backend::Sled | Backend::Redb => Err(StoreError::Backend {
-            backend,
-            path: dir.to_path_buf(),
-            detail: "this backend is not built yet".to_owned(),
-        }),
+        Backend::Redb => Ok(Box::new(RedbStore::open(dir)?)),
+        Backend::Sled => Ok(Box::new(SledStore::open(dir)?)),
     }
 }
 

@@ -4,4 +4,5 @@
 
 mod parse_never_panics;
 mod replay;
+mod store;
 mod validate;

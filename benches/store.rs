@@ -9,7 +9,9 @@
 //!
 //! `bench/store` runs the full size (1250 batches: 1.25 M puts, 1 M live keys at reopen);
 //! `bench/store --quick` a small one (CI). `--batches N` and `--backends redb,sled,memory`
-//! override; `--dir PATH` puts the stores under PATH (default: a temporary directory).
+//! override; `--dir PATH` puts the stores under PATH (default: a temporary directory);
+//! `--sequential-keys` keys instances by their opening order instead of by a hashed business
+//! key, to show what key locality is worth to a B-tree.
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -22,12 +24,27 @@ const NEW_PER_BATCH: u64 = 900;
 const UPDATES_PER_BATCH: u64 = 100;
 const DELETES_PER_BATCH: u64 = 100;
 const RETIRE_AFTER_BATCHES: u64 = 10;
-const FLOWS: [&str; 3] = ["order-fulfillment", "customer-onboarding", "parcel-delivery"];
+const FLOWS: [&str; 3] = [
+    "order-fulfillment",
+    "customer-onboarding",
+    "parcel-delivery",
+];
+
+/// Whether instance keys follow the opening order (`--sequential-keys`) rather than a business
+/// key, which is effectively random.
+static SEQUENTIAL_KEYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The key of the `index`-th instance ever opened.
 fn instance_key(index: u64) -> String {
     let flow = FLOWS[(index % 3) as usize];
-    format!("inst/{flow}/k-{:012x}", index.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16)
+    if SEQUENTIAL_KEYS.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("inst/{flow}/{index:012}")
+    } else {
+        format!(
+            "inst/{flow}/k-{:012x}",
+            index.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16
+        )
+    }
 }
 
 /// An instance state of about 200 bytes, different per instance and version.
@@ -40,7 +57,9 @@ fn instance_value(index: u64, version: u64) -> Vec<u8> {
         index * 5 + version,
         index ^ version
     );
-    let mut state = index.wrapping_mul(6364136223846793005).wrapping_add(version | 1);
+    let mut state = index
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(version | 1);
     while value.len() < 198 {
         state ^= state << 13;
         state ^= state >> 7;
@@ -60,17 +79,25 @@ fn batch(number: u64, batch: &mut Batch) {
     }
     if number > 0 {
         let previous = first_new - NEW_PER_BATCH;
-        for index in (previous..previous + NEW_PER_BATCH).step_by((NEW_PER_BATCH / UPDATES_PER_BATCH) as usize) {
+        for index in (previous..previous + NEW_PER_BATCH)
+            .step_by((NEW_PER_BATCH / UPDATES_PER_BATCH) as usize)
+        {
             batch.put(instance_key(index), instance_value(index, number));
         }
     }
     if number >= RETIRE_AFTER_BATCHES {
         let retired = (number - RETIRE_AFTER_BATCHES) * NEW_PER_BATCH;
-        for index in (retired..retired + NEW_PER_BATCH).step_by((NEW_PER_BATCH / DELETES_PER_BATCH) as usize).skip(1) {
+        for index in (retired..retired + NEW_PER_BATCH)
+            .step_by((NEW_PER_BATCH / DELETES_PER_BATCH) as usize)
+            .skip(1)
+        {
             batch.delete(instance_key(index));
         }
     }
-    batch.put("meta/offsets", format!("{{\"orders\":{{\"0\":{}}}}}", (number + 1) * 1000));
+    batch.put(
+        "meta/offsets",
+        format!("{{\"orders\":{{\"0\":{}}}}}", (number + 1) * 1000),
+    );
 }
 
 struct Figures {
@@ -111,7 +138,11 @@ fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
     } else {
         open(backend, dir).expect("reopen")
     };
-    let reopen = if backend == Backend::Memory { Duration::ZERO } else { started.elapsed() };
+    let reopen = if backend == Backend::Memory {
+        Duration::ZERO
+    } else {
+        started.elapsed()
+    };
 
     let started = Instant::now();
     let mut live_keys = 0u64;
@@ -148,24 +179,45 @@ fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value_of = |name: &str| args.iter().position(|arg| arg == name).and_then(|i| args.get(i + 1).cloned());
+    let value_of = |name: &str| {
+        args.iter()
+            .position(|arg| arg == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
     let quick = args.iter().any(|arg| arg == "--quick");
-    let batches: u64 = value_of("--batches").map(|text| text.parse().expect("--batches N")).unwrap_or(if quick { 20 } else { 1250 });
+    let sequential = args.iter().any(|arg| arg == "--sequential-keys");
+    SEQUENTIAL_KEYS.store(sequential, std::sync::atomic::Ordering::Relaxed);
+    let batches: u64 = value_of("--batches")
+        .map(|text| text.parse().expect("--batches N"))
+        .unwrap_or(if quick { 20 } else { 1250 });
     let backends: Vec<Backend> = value_of("--backends")
         .unwrap_or_else(|| "redb,sled,memory".to_owned())
         .split(',')
         .map(|name| name.parse().expect("--backends redb,sled,memory"))
         .collect();
     let temporary = tempfile::tempdir().expect("temporary directory");
-    let base: PathBuf = value_of("--dir").map(PathBuf::from).unwrap_or_else(|| temporary.path().to_path_buf());
+    let base: PathBuf = value_of("--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temporary.path().to_path_buf());
 
     println!(
-        "store benchmark: {batches} batches of {NEW_PER_BATCH} new + {UPDATES_PER_BATCH} updated instance states (~200 B) + {DELETES_PER_BATCH} deletes + meta/offsets, one durable commit each; stores under {}",
+        "store benchmark: {batches} batches of {NEW_PER_BATCH} new + {UPDATES_PER_BATCH} updated instance states (~200 B) + {DELETES_PER_BATCH} deletes + meta/offsets, one durable commit each; {} keys; stores under {}",
+        if sequential { "sequential" } else { "hashed business" },
         base.display()
     );
     println!(
         "{:<7} {:>11} {:>10} {:>9} {:>8} {:>11} {:>9} {:>10} {:>9} {:>9} {:>11}",
-        "backend", "ops/s", "commits/s", "ms/commit", "commits", "disk MiB", "B/key", "live keys", "reopen ms", "scan ms", "get µs"
+        "backend",
+        "ops/s",
+        "commits/s",
+        "ms/commit",
+        "commits",
+        "disk MiB",
+        "B/key",
+        "live keys",
+        "reopen ms",
+        "scan ms",
+        "get µs"
     );
     for backend in backends {
         let dir = base.join(backend.name());

@@ -49,12 +49,14 @@ pub struct StoreStats {
     pub commits: u64,
 }
 
-/// Which implementation keeps the state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which implementation keeps the state. The default is redb (ARCHITECTURE.md, "Store", says
+/// why).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// sled 0.34, the design card's choice: a log-structured B-tree, flushed after every batch.
     Sled,
     /// redb: a copy-on-write B-tree in one file, every commit fsync'd (`Durability::Immediate`).
+    #[default]
     Redb,
     /// Nothing on disk: state lives as long as the process (tests, the demo).
     Memory,

@@ -394,6 +394,7 @@ fn backend_names_round_trip() {
     for backend in Backend::ALL {
         assert_eq!(backend.to_string().parse::<Backend>().unwrap(), backend);
     }
+    assert_eq!(Backend::default(), Backend::Redb);
     let error = "rocksdb".parse::<Backend>().unwrap_err();
     assert_eq!(
         error.to_string(),

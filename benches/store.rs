@@ -4,7 +4,8 @@
 //! deletes of instances retired ten batches earlier, and the `meta/offsets` key; one durable
 //! commit per batch. For each backend it prints puts and deletes per second, commits per second,
 //! milliseconds per commit, bytes on disk, then closes the store and measures the reopen, a full
-//! scan of the instances (what a restarting daemon reads) and point reads. The memory backend
+//! scan of the instances (what a restarting daemon reads) and point reads, and the process's
+//! resident memory with the reopened store (cumulative over backends). The memory backend
 //! runs the same workload as the baseline for everything but the disk.
 //!
 //! `bench/store` runs the full size (1250 batches: 1.25 M puts, 1 M live keys at reopen);
@@ -110,6 +111,25 @@ struct Figures {
     reopen: Duration,
     scan: Duration,
     point_reads: Duration,
+    /// Resident memory of the process with the reopened store after its scan and reads.
+    resident_bytes: u64,
+}
+
+/// The process's resident set size, from `/proc/self/status` (0 where unavailable).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
@@ -164,6 +184,7 @@ fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
         std::hint::black_box(store.get(instance_key(index).as_bytes()).expect("get"));
     }
     let point_reads = started.elapsed();
+    let resident_bytes = resident_bytes();
     Figures {
         backend,
         ops,
@@ -174,6 +195,7 @@ fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
         reopen,
         scan,
         point_reads,
+        resident_bytes,
     }
 }
 
@@ -206,7 +228,7 @@ fn main() {
         base.display()
     );
     println!(
-        "{:<7} {:>11} {:>10} {:>9} {:>8} {:>11} {:>9} {:>10} {:>9} {:>9} {:>11}",
+        "{:<7} {:>11} {:>10} {:>9} {:>8} {:>11} {:>9} {:>10} {:>9} {:>9} {:>11} {:>8}",
         "backend",
         "ops/s",
         "commits/s",
@@ -225,7 +247,7 @@ fn main() {
         let figures = run(backend, &dir, batches);
         let seconds = figures.write.as_secs_f64();
         println!(
-            "{:<7} {:>11.0} {:>10.1} {:>9.2} {:>8} {:>11.1} {:>9.0} {:>10} {:>9.1} {:>9.1} {:>11.2}",
+            "{:<7} {:>11.0} {:>10.1} {:>9.2} {:>8} {:>11.1} {:>9.0} {:>10} {:>9.1} {:>9.1} {:>11.2} {:>8.0}",
             figures.backend.name(),
             figures.ops as f64 / seconds,
             figures.commits as f64 / seconds,
@@ -237,6 +259,7 @@ fn main() {
             figures.reopen.as_secs_f64() * 1000.0,
             figures.scan.as_secs_f64() * 1000.0,
             figures.point_reads.as_secs_f64() * 1e6 / 10_000.0,
+            figures.resident_bytes as f64 / (1024.0 * 1024.0),
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

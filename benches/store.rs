@@ -239,7 +239,8 @@ fn main() {
         "live keys",
         "reopen ms",
         "scan ms",
-        "get µs"
+        "get µs",
+        "RSS MiB"
     );
     for backend in backends {
         let dir = base.join(backend.name());

@@ -12,12 +12,13 @@
 //! `bench/store --quick` a small one (CI). `--batches N` and `--backends redb,sled,memory`
 //! override; `--dir PATH` puts the stores under PATH (default: a temporary directory);
 //! `--sequential-keys` keys instances by their opening order instead of by a hashed business
-//! key, to show what key locality is worth to a B-tree.
+//! key, to show what key locality is worth to a B-tree; `--redb-cache-mib N` sets redb's page
+//! cache.
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
 
-use flowwatch::store::{open, Backend, Batch, Store};
+use flowwatch::store::{open, Backend, Batch, RedbStore, Store};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -132,8 +133,20 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// redb's page cache from `--redb-cache-mib` (default: the store's default).
+static REDB_CACHE_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(flowwatch::store::DEFAULT_REDB_CACHE_BYTES);
+
+fn open_store(backend: Backend, dir: &Path) -> Box<dyn Store> {
+    if backend == Backend::Redb {
+        let cache_bytes = REDB_CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+        return Box::new(RedbStore::open_with_cache(dir, cache_bytes).expect("open"));
+    }
+    open(backend, dir).expect("open")
+}
+
 fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
-    let mut store = open(backend, dir).expect("open");
+    let mut store = open_store(backend, dir);
     let mut scratch = Batch::new();
     let mut ops = 0u64;
     let started = Instant::now();
@@ -156,7 +169,7 @@ fn run(backend: Backend, dir: &Path, batches: u64) -> Figures {
         }
         store
     } else {
-        open(backend, dir).expect("reopen")
+        open_store(backend, dir)
     };
     let reopen = if backend == Backend::Memory {
         Duration::ZERO
@@ -209,6 +222,10 @@ fn main() {
     let quick = args.iter().any(|arg| arg == "--quick");
     let sequential = args.iter().any(|arg| arg == "--sequential-keys");
     SEQUENTIAL_KEYS.store(sequential, std::sync::atomic::Ordering::Relaxed);
+    if let Some(mib) = value_of("--redb-cache-mib") {
+        let mib: usize = mib.parse().expect("--redb-cache-mib N");
+        REDB_CACHE_BYTES.store(mib * 1024 * 1024, std::sync::atomic::Ordering::Relaxed);
+    }
     let batches: u64 = value_of("--batches")
         .map(|text| text.parse().expect("--batches N"))
         .unwrap_or(if quick { 20 } else { 1250 });

@@ -16,7 +16,7 @@ mod sled;
 pub use batch::{Batch, Op};
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use redb::RedbStore;
+pub use redb::{RedbStore, DEFAULT_CACHE_BYTES as DEFAULT_REDB_CACHE_BYTES};
 pub use sled::SledStore;
 
 use std::fmt;

@@ -18,6 +18,9 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 const META: TableDefinition<&str, u64> = TableDefinition::new("flowwatch");
 const FORMAT_KEY: &str = "format";
 const FORMAT_VERSION: u64 = 1;
+/// redb's page cache by default: redb's own default (1 GiB), which holds the whole file of
+/// 1 M instances (about 370 MiB); see BENCHMARKS.md ("Store") for what a smaller one costs.
+pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
 
 /// The redb backend; see the module documentation.
 pub struct RedbStore {
@@ -27,6 +30,8 @@ pub struct RedbStore {
     path: PathBuf,
     /// Durable commits since open.
     commits: u64,
+    /// The most memory redb may use to cache pages.
+    cache_bytes: usize,
     /// Held while the store is open, so no other process opens the directory.
     _lock: DirLock,
 }
@@ -34,13 +39,19 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens (or creates) the redb store in the state directory `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the redb store in `dir`, with at most `cache_bytes` of page cache.
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         let lock = dir::prepare(Backend::Redb, dir)?;
         let path = dir::member(dir, REDB_FILE);
-        let database = open_database(&path)?;
+        let database = open_database(&path, cache_bytes)?;
         Ok(Self {
             database: Some(database),
             path,
             commits: 0,
+            cache_bytes,
             _lock: lock,
         })
     }
@@ -81,7 +92,7 @@ impl Store for RedbStore {
             return Ok(());
         }
         if self.database.is_none() {
-            self.database = Some(open_database(&self.path)?);
+            self.database = Some(open_database(&self.path, self.cache_bytes)?);
         }
         match self.write(batch) {
             Ok(()) => {
@@ -93,7 +104,7 @@ impl Store for RedbStore {
                 // repairs the file back to the last good commit. If that fails too (the device
                 // is still full), the next batch tries again.
                 self.database = None;
-                self.database = open_database(&self.path).ok();
+                self.database = open_database(&self.path, self.cache_bytes).ok();
                 Err(map_error(&self.path, error))
             }
         }
@@ -144,7 +155,7 @@ impl Store for RedbStore {
 
 /// Opens or creates the database file, verifying every page's checksum, and checks that it is
 /// a flowwatch store (or initialises a fresh one).
-fn open_database(path: &Path) -> Result<Database, StoreError> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let existing = path
         .metadata()
         .map(|metadata| metadata.len() > 0)
@@ -154,6 +165,7 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
     let opened = panic::catch_unwind(AssertUnwindSafe(|| {
         redb::Builder::new()
             .set_check_integrity_on_open(true)
+            .set_cache_size(cache_bytes)
             .create(path)
     }));
     let database = match opened {

@@ -18,9 +18,10 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 const META: TableDefinition<&str, u64> = TableDefinition::new("flowwatch");
 const FORMAT_KEY: &str = "format";
 const FORMAT_VERSION: u64 = 1;
-/// redb's page cache by default: redb's own default (1 GiB), which holds the whole file of
-/// 1 M instances (about 370 MiB); see BENCHMARKS.md ("Store") for what a smaller one costs.
-pub const DEFAULT_CACHE_BYTES: usize = 1024 * 1024 * 1024;
+/// redb's page cache by default: 64 MiB. redb's own default (1 GiB) grows to hold the whole
+/// file (377 MiB resident at 1 M instances); 64 MiB wrote as fast in the benchmark, with 72 MiB
+/// resident (BENCHMARKS.md, "Store").
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The redb backend; see the module documentation.
 pub struct RedbStore {

@@ -30,6 +30,7 @@ fi
 
 step "benchmarks, quick mode"
 bench/replay --quick
+bench/store --quick
 
 echo
 echo "all tests passed"

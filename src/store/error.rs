@@ -16,11 +16,19 @@ pub enum StoreError {
 
     /// The store cannot be written: a read-only file system or missing write permission.
     #[error("the {backend} store at {} cannot be written ({cause}): make the state directory writable by this user (or remount it read-write)", path.display())]
-    ReadOnly { backend: Backend, path: PathBuf, cause: String },
+    ReadOnly {
+        backend: Backend,
+        path: PathBuf,
+        cause: String,
+    },
 
     /// The store's file is damaged. The store is never started empty in its place.
     #[error("the {backend} store at {} is corrupt ({detail}): restore the state directory from a backup, or move it aside to start with empty state (instances open before that are then lost)", path.display())]
-    Corrupt { backend: Backend, path: PathBuf, detail: String },
+    Corrupt {
+        backend: Backend,
+        path: PathBuf,
+        detail: String,
+    },
 
     /// Another process holds the state directory's lock.
     #[error("the state directory {} is in use by another flowwatch process{}: stop that process, or give this one its own state directory", dir.display(), pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
@@ -28,15 +36,27 @@ pub enum StoreError {
 
     /// The directory holds a store of the other disk backend.
     #[error("the state directory {} holds a {found} store, not a {wanted} one: set the store backend to `{found}`, or point the state directory elsewhere", dir.display())]
-    WrongBackend { dir: PathBuf, found: Backend, wanted: Backend },
+    WrongBackend {
+        dir: PathBuf,
+        found: Backend,
+        wanted: Backend,
+    },
 
     /// An I/O error that is none of the above.
     #[error("i/o error on the {backend} store at {}: {source}", path.display())]
-    Io { backend: Backend, path: PathBuf, source: io::Error },
+    Io {
+        backend: Backend,
+        path: PathBuf,
+        source: io::Error,
+    },
 
     /// The backend failed in a way that is none of the above.
     #[error("the {backend} store at {} failed: {detail}", path.display())]
-    Backend { backend: Backend, path: PathBuf, detail: String },
+    Backend {
+        backend: Backend,
+        path: PathBuf,
+        detail: String,
+    },
 
     /// A stored value could not be understood by its reader (raised by callers, for example from
     /// a `scan_prefix` visitor, so that decoding errors travel the same path).
@@ -54,9 +74,17 @@ impl StoreError {
                 StoreError::NoSpace { backend, path }
             }
             io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied => {
-                StoreError::ReadOnly { backend, path, cause: source.to_string() }
+                StoreError::ReadOnly {
+                    backend,
+                    path,
+                    cause: source.to_string(),
+                }
             }
-            _ => StoreError::Io { backend, path, source },
+            _ => StoreError::Io {
+                backend,
+                path,
+                source,
+            },
         }
     }
 
@@ -64,6 +92,9 @@ impl StoreError {
     /// directory, a passing I/O error): the daemon then stops committing offsets, reports not
     /// ready, and retries, instead of exiting.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::NoSpace { .. } | StoreError::ReadOnly { .. } | StoreError::Io { .. })
+        matches!(
+            self,
+            StoreError::NoSpace { .. } | StoreError::ReadOnly { .. } | StoreError::Io { .. }
+        )
     }
 }

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: the store that keeps everything in a sorted map in memory, for tests and the
 //! demo. Batches are atomic (applied under `&mut self`) but nothing survives the process.
 
-use super::{Batch, Op, Store, StoreError, StoreStats};
+use super::{Batch, Op, Store, StoreError, StoreStats, Visit};
 use std::collections::BTreeMap;
 
 /// A store in memory: a sorted map, so scans come out in key order.
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 pub struct MemoryStore {
     /// The pairs, in key order.
     pairs: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Batches applied so far (each counts as one commit).
+    /// Non-empty batches applied so far (each counts as one commit, as on disk).
     commits: u64,
 }
 
@@ -22,6 +22,9 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn apply(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         for op in batch.ops() {
             match op {
                 Op::Put { key, value } => {
@@ -40,11 +43,7 @@ impl Store for MemoryStore {
         Ok(self.pairs.get(key).cloned())
     }
 
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for (key, value) in self.pairs.range(prefix.to_vec()..) {
             if !key.starts_with(prefix) {
                 break;
@@ -55,6 +54,9 @@ impl Store for MemoryStore {
     }
 
     fn stats(&self) -> StoreStats {
-        StoreStats { bytes_on_disk: 0, commits: self.commits }
+        StoreStats {
+            bytes_on_disk: 0,
+            commits: self.commits,
+        }
     }
 }

@@ -7,12 +7,17 @@
 //! directory and backend it is about and what to do.
 
 mod batch;
+mod dir;
 mod error;
 mod memory;
+mod redb;
+mod sled;
 
 pub use batch::{Batch, Op};
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use redb::{RedbStore, DEFAULT_CACHE_BYTES as DEFAULT_REDB_CACHE_BYTES};
+pub use sled::SledStore;
 
 use std::fmt;
 use std::path::Path;
@@ -21,18 +26,19 @@ use std::str::FromStr;
 /// A key-value store with atomic, durable batches, keys and values as bytes, keys in byte order.
 pub trait Store: Send {
     /// Applies every put and delete of the batch atomically and durably (fsync'd before Ok).
+    /// An empty batch is a no-op (no commit).
     fn apply(&mut self, batch: &Batch) -> Result<(), StoreError>;
     /// The value stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Calls `visit` for every pair whose key starts with `prefix`, in key order.
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn scan_prefix(&self, prefix: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
     /// Figures for metrics and benchmarks: bytes on disk, commits (fsyncs) so far.
     fn stats(&self) -> StoreStats;
 }
+
+/// The visitor of [`Store::scan_prefix`]: called with each key and value; an error stops the
+/// scan and is returned by it.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
 /// Figures a store reports about itself, for metrics and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,12 +49,14 @@ pub struct StoreStats {
     pub commits: u64,
 }
 
-/// Which implementation keeps the state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which implementation keeps the state. The default is redb (ARCHITECTURE.md, "Store", says
+/// why).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// sled 0.34, the design card's choice: a log-structured B-tree, flushed after every batch.
     Sled,
     /// redb: a copy-on-write B-tree in one file, every commit fsync'd (`Durability::Immediate`).
+    #[default]
     Redb,
     /// Nothing on disk: state lives as long as the process (tests, the demo).
     Memory,
@@ -100,11 +108,8 @@ impl FromStr for Backend {
 pub fn open(backend: Backend, dir: &Path) -> Result<Box<dyn Store>, StoreError> {
     match backend {
         Backend::Memory => Ok(Box::new(MemoryStore::new())),
-        Backend::Sled | Backend::Redb => Err(StoreError::Backend {
-            backend,
-            path: dir.to_path_buf(),
-            detail: "this backend is not built yet".to_owned(),
-        }),
+        Backend::Redb => Ok(Box::new(RedbStore::open(dir)?)),
+        Backend::Sled => Ok(Box::new(SledStore::open(dir)?)),
     }
 }
 

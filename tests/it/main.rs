@@ -10,4 +10,5 @@ mod prometheus;
 mod replay;
 mod serve;
 mod simulate;
+mod store;
 mod validate;

@@ -21,6 +21,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::flow::Flow;
+use crate::http::Health;
+use crate::metrics::Metrics;
 use crate::store::{self, Backend};
 use crate::tracker::{self, Tracker, TrackerHandle};
 use status::Status;
@@ -66,6 +68,18 @@ pub fn start(
     flows: Vec<Flow>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+) -> anyhow::Result<Daemon> {
+    start_with(config, flows, clock, cancel, Metrics::new(), Health::new())
+}
+
+/// [`start`] with the metrics registry and health handle the HTTP side serves.
+pub fn start_with(
+    config: Config,
+    flows: Vec<Flow>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+    metrics: Metrics,
+    health: Health,
 ) -> anyhow::Result<Daemon> {
     let backend: Backend = config.state.backend.parse()?;
     let store = store::open(backend, &config.state.dir)?;
@@ -124,6 +138,8 @@ pub fn start(
         status: status.clone(),
         outbox: outbox::Outbox::restore(restored.outbox),
         restored_positions: restored.positions,
+        metrics,
+        health,
         clock,
         config,
     };

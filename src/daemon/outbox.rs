@@ -38,6 +38,8 @@ pub struct Outbox {
     /// Changes since the last checkpoint.
     added: Vec<u64>,
     removed: Vec<u64>,
+    /// Payload bytes held.
+    bytes: usize,
     /// Figures for metrics.
     pub acknowledged: u64,
     pub failures: u64,
@@ -55,6 +57,7 @@ impl Outbox {
         let mut outbox = Outbox::default();
         for (seq, record) in entries {
             outbox.next_seq = outbox.next_seq.max(seq + 1);
+            outbox.bytes += record.payload.len();
             outbox.entries.insert(
                 seq,
                 Entry {
@@ -71,6 +74,7 @@ impl Outbox {
     pub fn push(&mut self, record: OutRecord) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        self.bytes += record.payload.len();
         self.entries.insert(
             seq,
             Entry {
@@ -81,6 +85,16 @@ impl Outbox {
         self.ready.push_back(seq);
         self.added.push(seq);
         seq
+    }
+
+    /// The topic of an entry.
+    pub fn topic(&self, seq: u64) -> Option<&str> {
+        self.entries.get(&seq).map(|entry| entry.record.topic.as_str())
+    }
+
+    /// Payload bytes of the entries not yet acknowledged.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Entries not yet acknowledged.
@@ -122,7 +136,8 @@ impl Outbox {
 
     /// The broker acknowledged it.
     pub fn acknowledged(&mut self, seq: u64) {
-        if self.entries.remove(&seq).is_some() {
+        if let Some(entry) = self.entries.remove(&seq) {
+            self.bytes -= entry.record.payload.len();
             self.acknowledged += 1;
             self.removed.push(seq);
         }

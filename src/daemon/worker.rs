@@ -14,6 +14,8 @@ use super::status::Status;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StartFrom};
 use crate::engine::{Input, Output, Signal};
+use crate::http::Health;
+use crate::metrics::{FlowCount, Metrics, StepCount, StepPhase};
 use crate::record::Record;
 use crate::store::Store;
 use crate::time::{self, Millis};
@@ -52,6 +54,10 @@ pub struct Worker {
     pub(super) outbox: Outbox,
     /// Positions restored from the store: records read again below them were applied before.
     pub(super) restored_positions: HashMap<TopicPartition, ResumePosition>,
+    /// Prometheus metrics (rendered by the HTTP side).
+    pub(super) metrics: Metrics,
+    /// Readiness facts for `/readyz`.
+    pub(super) health: Health,
 }
 
 /// Loop state that is not configuration.
@@ -71,6 +77,8 @@ struct Run {
     watchdog_logged: bool,
     /// Partitions that start fresh from a time (`kafka.start_from` = a time).
     fresh_from_time: HashSet<TopicPartition>,
+    /// When gauges computed from the whole state were last refreshed.
+    last_gauges: Millis,
 }
 
 impl Worker {
@@ -100,10 +108,14 @@ impl Worker {
             horizon_set: Millis::MIN,
             watchdog_logged: false,
             fresh_from_time: HashSet::new(),
+            last_gauges: Millis::MIN,
         };
         run.aligner.start_clock_at(self.tracker.engine().clock());
         self.status.restored.store(true, Ordering::Relaxed);
         self.status.store_writable.store(true, Ordering::Relaxed);
+        self.metrics.register_flows(self.tracker.engine().flows());
+        self.health.set_state_restored(true);
+        self.health.set_store_writable(true);
         tracing::info!(topics = ?topics, group = %self.config.kafka.group_id, "Consuming.");
         while !cancel.is_cancelled() {
             self.turn(&mut run, &real)?;
@@ -151,7 +163,63 @@ impl Worker {
         {
             self.checkpoint(run, now);
         }
+        if now - run.last_gauges >= 1_000 {
+            run.last_gauges = now;
+            self.refresh_gauges();
+        }
         Ok(())
+    }
+
+    /// Gauges computed from the whole state, at most once a second.
+    fn refresh_gauges(&mut self) {
+        let engine = self.tracker.engine();
+        self.metrics.observe_engine(engine, self.clock.now());
+        let counts = engine.flow_counts();
+        let flows: Vec<FlowCount<'_>> = counts
+            .iter()
+            .map(|flow| FlowCount {
+                flow: &flow.name,
+                open: flow.open,
+                breached: flow.breached,
+                stuck: flow.stuck,
+            })
+            .collect();
+        self.metrics.set_flow_counts(&flows);
+        let mut steps = Vec::new();
+        for flow in &counts {
+            for step in &flow.steps {
+                for (state, instances) in [
+                    (StepPhase::Waiting, step.pending),
+                    (StepPhase::Open, step.waiting.saturating_sub(step.breached)),
+                    (StepPhase::Breached, step.breached),
+                ] {
+                    steps.push(StepCount {
+                        flow: &flow.name,
+                        step: &step.name,
+                        state,
+                        instances,
+                    });
+                }
+            }
+        }
+        self.metrics.set_step_counts(&steps);
+        self.metrics
+            .set_outbox(self.outbox.len() as u64, self.outbox.bytes() as u64);
+        let watchdog = self.status.watchdog_ok.load(Ordering::Relaxed);
+        self.metrics.set_watchdog_healthy(watchdog);
+        let store = self.status.store_writable.load(Ordering::Relaxed);
+        let assigned = self.status.partitions_assigned.load(Ordering::Relaxed) > 0;
+        self.health.set_watchdog_ok(watchdog);
+        self.health.set_store_writable(store);
+        self.health.set_partitions_assigned(assigned && !self.status.group_conflict.load(Ordering::Relaxed));
+        self.health.set_backlog(
+            self.status.records_behind.load(Ordering::Relaxed),
+            self.status.event_time_lag_ms.load(Ordering::Relaxed),
+        );
+        self.metrics.set_ready_check("partitions_assigned", assigned);
+        self.metrics.set_ready_check("store_writable", store);
+        self.metrics.set_ready_check("watchdog", watchdog);
+        self.metrics.set_ready(self.status.ready());
     }
 
     fn serve_requests(&mut self, run: &mut Run) {
@@ -194,7 +262,11 @@ impl Worker {
         let wall = self.clock.now();
         match kafka::decode(message, wall) {
             Decoded::Undecodable { detail, raw } => {
+                let before = self.tracker.engine().stats().clone();
                 self.tracker.engine_mut().count_undecodable();
+                self.metrics
+                    .observe_record(&partition.0, &before, self.tracker.engine().stats());
+                self.metrics.count_dead_letter(&partition.0, "invalid_json");
                 self.dead_letter(&partition, offset, "invalid_json", &detail, raw);
                 run.aligner.passed(&partition, offset);
             }
@@ -273,6 +345,8 @@ impl Worker {
             };
             if let (Some(next), Some(high)) = (next, high) {
                 behind += (high - next).max(0) as u64;
+                self.metrics
+                    .set_consumer_lag(&partition.0, partition.1, (high - next).max(0));
             }
             if !caught_up {
                 any_lag = true;
@@ -316,7 +390,10 @@ impl Worker {
                 },
                 None => Input::RecordReceived(&held.record),
             };
+            let before = self.tracker.engine().stats().clone();
             self.tracker.handle(input, &mut run.outputs);
+            self.metrics
+                .observe_record(&held.record.topic, &before, self.tracker.engine().stats());
             self.effects(run, Some(&held.record));
         }
         let target = run.aligner.engine_target(live);
@@ -336,6 +413,7 @@ impl Worker {
     /// Turns the engine's outputs into outbox entries.
     fn effects(&mut self, run: &mut Run, record: Option<&Record>) {
         let outputs = std::mem::take(&mut run.outputs);
+        self.metrics.observe_outputs(&outputs);
         for output in &outputs {
             match output {
                 Output::Emit(signal) => self.emit(signal),
@@ -415,8 +493,16 @@ impl Worker {
     fn publish(&mut self, real: &SystemClock) {
         while let Ok((seq, outcome)) = self.deliveries.try_recv() {
             match outcome {
-                Ok(()) => self.outbox.acknowledged(seq),
+                Ok(()) => {
+                    if let Some(topic) = self.outbox.topic(seq) {
+                        self.metrics.count_published(topic, 1);
+                    }
+                    self.outbox.acknowledged(seq)
+                }
                 Err(error) => {
+                    if let Some(topic) = self.outbox.topic(seq) {
+                        self.metrics.count_publish_error(topic);
+                    }
                     self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "Delivery failed; the record stays in the outbox and is sent again.");
                     self.outbox.failed(seq, real.now() + RETRY_AFTER);
@@ -480,6 +566,7 @@ impl Worker {
     }
 
     fn checkpoint(&mut self, run: &mut Run, now: Millis) -> bool {
+        let started = SystemClock.now();
         let positions = run.aligner.resume_positions();
         let result = run.checkpointer.write(
             &mut *self.store,
@@ -492,6 +579,10 @@ impl Worker {
         match result {
             Ok(written) => {
                 run.force_checkpoint = false;
+                self.metrics.observe_checkpoint(
+                    (SystemClock.now() - started) as f64 / 1000.0,
+                    written.bytes as u64,
+                );
                 if !self.status.store_writable.swap(true, Ordering::Relaxed) {
                     tracing::info!("The store is writable again.");
                 }
@@ -508,6 +599,7 @@ impl Worker {
                 true
             }
             Err(error) => {
+                self.metrics.count_checkpoint_error();
                 if self.status.store_writable.swap(false, Ordering::Relaxed) {
                     tracing::error!(%error, "Checkpoint failed: consumption pauses and no offsets are committed until the store can be written again.");
                 }

@@ -17,17 +17,17 @@ use tokio_util::sync::CancellationToken;
 /// Runs the daemon until a termination signal.
 pub async fn run(config: Config, flows: Vec<Flow>) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    run_until(config, flows, clock, shutdown_signal(), |_| {}).await
+    run_until(config, flows, clock, shutdown_signal(), |_, _| {}).await
 }
 
 /// Runs the daemon and its HTTP server until `stop` resolves. `on_listening` is told the bound
-/// address (the demo prints it).
+/// address and a handle on the tracker (the demo prints a live summary).
 pub async fn run_until(
     config: Config,
     flows: Vec<Flow>,
     clock: Arc<dyn Clock>,
     stop: impl std::future::Future<Output = ()>,
-    on_listening: impl FnOnce(std::net::SocketAddr),
+    on_listening: impl FnOnce(std::net::SocketAddr, crate::tracker::TrackerHandle),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -54,7 +54,7 @@ pub async fn run_until(
                 .await
         })
     };
-    on_listening(address);
+    on_listening(address, daemon.tracker.clone());
     stop.await;
     tracing::info!("Stopping.");
     cancel.cancel();

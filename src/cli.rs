@@ -19,12 +19,42 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Run the daemon: track the flows live from Kafka, durably, and publish signals.
     Run(RunArgs),
+    /// See it work: an embedded broker, simulated traffic with faults, the tracker and its page.
+    Demo(DemoArgs),
     /// Check or print the daemon's configuration (secrets redacted).
     Config(ConfigArgs),
     /// Print a flow's step graph as SVG or Mermaid, for documentation.
     Diagram(DiagramArgs),
     /// Produce simulated order and onboarding traffic, with faults, to a Kafka broker.
     Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address of the web page, API and metrics.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Directory of flow files to track.
+    #[arg(long, value_name = "DIR", default_value = "flows")]
+    pub flows: PathBuf,
+    /// New process instances per wall-clock second.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    pub rate: f64,
+    /// Simulated seconds per wall-clock second (SLAs of minutes breach within seconds).
+    #[arg(long, value_name = "N", default_value_t = 120.0)]
+    pub speed: f64,
+    /// Seed of the simulated traffic (the same seed gives the same traffic).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+    /// Fault rates: `default`, `none`, or NAME=RATE pairs (see docs/simulate.md).
+    #[arg(long, value_name = "SPEC", default_value = "default")]
+    pub faults: String,
+    /// Stop after this much wall-clock time (e.g. 2m); default: until Ctrl-C.
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Args)]

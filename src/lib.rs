@@ -20,6 +20,7 @@
 //! - [`serve`]: `replay --serve`, the API and the page over a replayed state.
 //! - [`diagram`]: a flow's step graph laid out and rendered as SVG or Mermaid.
 //! - [`simulate`]: a deterministic choreography simulator with faults, and its Kafka producer.
+//! - [`demo`]: `flowwatch demo`, broker, simulator, tracker and page in one process.
 //! - [`cli`]: the command line.
 
 pub mod app;
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod diagram;
 pub mod engine;
 pub mod flow;

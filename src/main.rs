@@ -2,7 +2,7 @@
 //! Exit codes: 0 success, 1 a user error (the message says what to fix), 2 a usage error.
 
 use clap::Parser;
-use flowwatch::cli::{Cli, Command, ConfigAction, DiagramArgs, ReplayArgs, RunArgs, SimulateArgs};
+use flowwatch::cli::{Cli, Command, ConfigAction, DemoArgs, DiagramArgs, ReplayArgs, RunArgs, SimulateArgs};
 use flowwatch::engine::EngineConfig;
 use flowwatch::replay::{replay, ReplayOptions};
 use flowwatch::{diagram, flow, serve, time, validate};
@@ -63,6 +63,13 @@ fn main() -> ExitCode {
                     1
                 }
             },
+        },
+        Command::Demo(args) => match run_demo(args) {
+            Ok(()) => 0,
+            Err(message) => {
+                eprintln!("error: {message:#}");
+                1
+            }
         },
         Command::Simulate(args) => match run_simulate(args) {
             Ok(()) => 0,
@@ -187,6 +194,41 @@ fn load_flows(dir: &std::path::Path) -> anyhow::Result<Vec<flow::Flow>> {
         anyhow::bail!("no flow files in {} (flows.dir)", dir.display());
     }
     Ok(report.flows)
+}
+
+/// `flowwatch demo`: everything embedded (see the `demo` module).
+fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    flowwatch::logging::init(args.log_json, "warn,flowwatch=info");
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed {}: expected a positive number", args.speed);
+    }
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        anyhow::bail!("--rate {}: expected a positive number of instances per second", args.rate);
+    }
+    let faults = args
+        .faults
+        .parse()
+        .map_err(|error| anyhow::anyhow!("--faults {:?}: {error}", args.faults))?;
+    let duration = match &args.duration {
+        None => None,
+        Some(text) => Some(time::parse_duration(text).map_err(|error| anyhow::anyhow!("--duration: {error}"))?),
+    };
+    let flows = load_flows(&args.flows)?;
+    let options = flowwatch::demo::DemoOptions {
+        listen: args.listen,
+        flows_dir: args.flows.clone(),
+        rate: args.rate,
+        speed: args.speed,
+        seed: args.seed,
+        faults,
+        duration,
+        partitions: 3,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(flowwatch::demo::run(options, flows))
 }
 
 /// `flowwatch run`: validate everything before connecting, start, wait for a signal, stop.

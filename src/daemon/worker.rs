@@ -159,11 +159,11 @@ impl Worker {
         self.flow_control(run);
         let now = real.now();
         if run.force_checkpoint
-            || now - run.last_checkpoint >= self.config.state.checkpoint_interval
+            || now.saturating_sub(run.last_checkpoint) >= self.config.state.checkpoint_interval
         {
             self.checkpoint(run, now);
         }
-        if now - run.last_gauges >= 1_000 {
+        if now.saturating_sub(run.last_gauges) >= 1_000 {
             run.last_gauges = now;
             self.refresh_gauges();
         }
@@ -310,6 +310,7 @@ impl Worker {
                         run.aligner.assign(partition, stored);
                     }
                 }
+                AssignmentChange::Revoked(partitions) if partitions.is_empty() => {}
                 AssignmentChange::Revoked(partitions) => {
                     tracing::error!(
                         partitions = ?partitions,
@@ -375,7 +376,7 @@ impl Worker {
     fn advance(&mut self, run: &mut Run) {
         let wall = self.clock.now();
         let horizon = wall.saturating_sub(self.config.tracking.action_horizon);
-        if horizon - run.horizon_set >= 1_000 || horizon < run.horizon_set {
+        if horizon.saturating_sub(run.horizon_set) >= 1_000 || horizon < run.horizon_set {
             self.tracker
                 .handle(Input::ActionHorizonSet(horizon), &mut run.outputs);
             run.horizon_set = horizon;

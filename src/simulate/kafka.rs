@@ -177,7 +177,7 @@ pub async fn run(
             break;
         }
         ticks += 1;
-        if ticks % PROGRESS_TICKS == 0 {
+        if ticks.is_multiple_of(PROGRESS_TICKS) {
             progress(diagnostics, simulator, until, produced)?;
         }
         tokio::select! {

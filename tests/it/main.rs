@@ -3,6 +3,7 @@
 //! through the built `flowwatch` binary itself.
 
 mod daemon;
+mod demo;
 mod kafka_support;
 mod diagram;
 mod parse_never_panics;

@@ -22,7 +22,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 GET, answered as (status line, headers and body as text).
-fn get(address: &str, path: &str) -> (String, String) {
+pub(crate) fn get(address: &str, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(address).expect("connect to the server");
     stream.set_read_timeout(Some(WAIT)).expect("timeout");
     write!(

@@ -61,3 +61,100 @@ fn live_tracking_publishes_what_a_time_sorted_replay_gives() {
     running.join().expect("clean shutdown");
     assert_same_signals(&sorted(published), &expected);
 }
+
+/// Broker outage, injected request errors and added latency while the daemon runs: once the
+/// broker is back, the signals topic holds exactly what a fault-free run gives.
+#[test]
+fn broker_faults_lose_nothing_and_add_nothing() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = mock_cluster(&input_topics());
+    let brokers = cluster.bootstrap_servers();
+    let records = produce(&brokers, &example_records("checkout-day.jsonl"));
+    let state = TempDir::new("faults");
+    let config = test_config(&brokers, &state.0, "faults", &[]);
+    let expected = sorted(replay_sorted(&records, daemon::engine_config(&config)));
+
+    // Produce and fetch requests fail for a while, and every request is slowed down.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 6],
+    );
+    cluster.request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 4],
+    );
+    cluster
+        .broker_round_trip_time(1, Duration::from_millis(50))
+        .expect("latency injected");
+    let cancel = CancellationToken::new();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let running = daemon::start(config, shipped_flows(), clock, cancel.clone()).expect("daemon starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    // The only broker goes down in the middle of the work, and comes back.
+    cluster.broker_down(1).expect("broker down");
+    std::thread::sleep(Duration::from_secs(4));
+    cluster.broker_up(1).expect("broker up");
+    cluster
+        .broker_round_trip_time(1, Duration::ZERO)
+        .expect("latency removed");
+    let published = as_text(read_topic(
+        &brokers,
+        "flowwatch.signals",
+        Duration::from_secs(6),
+        Duration::from_secs(90),
+    ));
+    cancel.cancel();
+    running.join().expect("clean shutdown");
+    let mut distinct = published.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_same_signals(&distinct, &expected);
+}
+
+/// One daemon owns a group: when a second one joins and takes partitions, the first says so
+/// loudly (an error log, not ready) instead of tracking half the partitions silently.
+#[test]
+fn a_second_daemon_in_the_group_is_a_loud_error() {
+    use std::sync::atomic::Ordering;
+    let cluster = mock_cluster(&input_topics());
+    let brokers = cluster.bootstrap_servers();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let first_state = TempDir::new("pair-a");
+    let second_state = TempDir::new("pair-b");
+    let cancel = CancellationToken::new();
+    let first = daemon::start(
+        test_config(&brokers, &first_state.0, "pair", &[]),
+        shipped_flows(),
+        clock.clone(),
+        cancel.clone(),
+    )
+    .expect("first daemon starts");
+    let wait_for = |what: &dyn Fn() -> bool, seconds: u64| {
+        for _ in 0..seconds * 10 {
+            if what() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        wait_for(&|| first.status.partitions_assigned.load(Ordering::Relaxed) > 0, 30),
+        "the first daemon gets the partitions"
+    );
+    assert!(!first.status.group_conflict.load(Ordering::Relaxed));
+    let second = daemon::start(
+        test_config(&brokers, &second_state.0, "pair", &[]),
+        shipped_flows(),
+        clock,
+        cancel.clone(),
+    )
+    .expect("second daemon starts");
+    let noticed = wait_for(&|| first.status.group_conflict.load(Ordering::Relaxed), 45);
+    let ready = first.status.ready();
+    cancel.cancel();
+    let _ = second.join();
+    let _ = first.join();
+    assert!(noticed, "the first daemon noticed the second member");
+    assert!(!ready, "and reports not ready");
+}

@@ -55,30 +55,30 @@ fn mermaid_of_order_fulfillment() {
     check_mermaid(
         "order-fulfillment",
         expect![[r#"
-        flowchart TD
-          %% flow order-fulfillment
-          %% Checkout from order placed to shipment, across orders, inventory, payments, risk and shipping.
-          start(["start<br/>on OrderPlaced<br/>deadline 6h → alert"])
-          s0["<b>inventory</b><br/>await InventoryReserved<br/>within 10m<br/>on breach → alert"]
-          s1["<b>fraud-check</b><br/>await FraudCleared<br/>within 20m<br/>when double(events.OrderPlaced.total) #gt; 1000.0<br/>on breach → alert"]
-          s2["<b>payment</b><br/>await PaymentCharged<br/>within 15m<br/>on breach → retry-payment"]
-          s3["<b>shipping</b><br/>await OrderShipped<br/>within 2h<br/>on breach → alert"]
-          completed(["completed"])
-          failed{{"failed<br/>on OrderCancelled<br/>on InventoryUnavailable<br/>on PaymentFailed"}}
-          start --> s0
-          start --> s1
-          s0 --> s2
-          s2 --> s3
-          s1 --> s3
-          s3 --> completed
-          start -.->|"any time"| failed
-          class start start
-          class completed completed
-          class failed failed
-          classDef start fill:#e8f0fe,stroke:#3b6fc4
-          classDef completed fill:#e6f4ea,stroke:#2e7d32
-          classDef failed fill:#fce8e6,stroke:#c62828
-    "#]],
+            flowchart TD
+              %% flow order-fulfillment
+              %% Checkout from order placed to shipment, across orders, inventory, payments, risk and shipping.
+              start(["start<br/>on OrderPlaced<br/>deadline 6h → alert<br/>stuck after 1h30m → alert"])
+              s0["<b>inventory</b><br/>await InventoryReserved<br/>within 10m<br/>on breach → alert"]
+              s1["<b>fraud-check</b><br/>await FraudCleared<br/>within 20m<br/>when double(events.OrderPlaced.total) #gt; 1000.0<br/>on breach → alert"]
+              s2["<b>payment</b><br/>await PaymentCharged<br/>within 15m<br/>on breach → retry-payment"]
+              s3["<b>shipping</b><br/>await OrderShipped<br/>within 2h<br/>on breach → alert"]
+              completed(["completed"])
+              failed{{"failed<br/>on OrderCancelled<br/>on InventoryUnavailable<br/>on PaymentFailed"}}
+              start --> s0
+              start --> s1
+              s0 --> s2
+              s2 --> s3
+              s1 --> s3
+              s3 --> completed
+              start -.->|"any time"| failed
+              class start start
+              class completed completed
+              class failed failed
+              classDef start fill:#e8f0fe,stroke:#3b6fc4
+              classDef completed fill:#e6f4ea,stroke:#2e7d32
+              classDef failed fill:#fce8e6,stroke:#c62828
+        "#]],
     );
 }
 

@@ -129,7 +129,8 @@ pub fn produce(brokers: &str, records: &[Record]) -> Vec<Record> {
     produced
 }
 
-/// Raw payloads of a topic, read from the beginning until nothing new comes for `quiet`.
+/// Raw payloads of a topic, read from the beginning until nothing new comes for `quiet` after
+/// the first record (or `limit` passes).
 pub fn read_topic(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -142,7 +143,7 @@ pub fn read_topic(brokers: &str, topic: &str, quiet: Duration, limit: Duration) 
     let started = std::time::Instant::now();
     let mut last = std::time::Instant::now();
     let mut payloads = Vec::new();
-    while last.elapsed() < quiet && started.elapsed() < limit {
+    while (payloads.is_empty() || last.elapsed() < quiet) && started.elapsed() < limit {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
             payloads.push(message.payload().unwrap_or_default().to_vec());
             last = std::time::Instant::now();

@@ -142,7 +142,19 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         let file = std::fs::File::open(&args.input).map_err(|error| {
             anyhow::anyhow!("cannot read --input {}: {error}", args.input.display())
         })?;
-        Box::new(BufReader::with_capacity(1 << 20, file))
+        // A progress bar over the bytes read, only when a person watches stderr.
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let length = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(length).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Box::new(BufReader::with_capacity(1 << 20, bar.wrap_read(file)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 20, file))
+        }
     };
     let options = ReplayOptions {
         engine,

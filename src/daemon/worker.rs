@@ -79,6 +79,8 @@ struct Run {
     fresh_from_time: HashSet<TopicPartition>,
     /// When gauges computed from the whole state were last refreshed.
     last_gauges: Millis,
+    /// The last catch-up progress line: when, and how many records were behind then.
+    last_progress: (Millis, u64),
 }
 
 impl Worker {
@@ -109,6 +111,7 @@ impl Worker {
             watchdog_logged: false,
             fresh_from_time: HashSet::new(),
             last_gauges: Millis::MIN,
+            last_progress: (Millis::MIN, 0),
         };
         run.aligner.start_clock_at(self.tracker.engine().clock());
         self.status.restored.store(true, Ordering::Relaxed);
@@ -167,7 +170,29 @@ impl Worker {
             run.last_gauges = now;
             self.refresh_gauges();
         }
+        if now.saturating_sub(run.last_progress.0) >= 10_000 {
+            self.log_progress(run, now);
+        }
         Ok(())
+    }
+
+    /// Every 10 s while catching up: records behind, event-time lag and an estimate of the time
+    /// left from the rate at which the backlog shrinks.
+    fn log_progress(&self, run: &mut Run, now: Millis) {
+        let behind = self.status.records_behind.load(Ordering::Relaxed);
+        let (then, behind_then) = run.last_progress;
+        run.last_progress = (now, behind);
+        if behind == 0 || self.status.caught_up.load(Ordering::Relaxed) {
+            return;
+        }
+        let lag = time::format_duration(self.status.event_time_lag_ms.load(Ordering::Relaxed).max(0));
+        let eta = if then > Millis::MIN && behind_then > behind {
+            let per_ms = (behind_then - behind) as f64 / (now - then).max(1) as f64;
+            time::format_duration((behind as f64 / per_ms) as Millis)
+        } else {
+            "unknown".to_string()
+        };
+        tracing::info!(records_behind = behind, event_time_lag = %lag, estimated_time_left = %eta, "Catching up.");
     }
 
     /// Gauges computed from the whole state, at most once a second.

@@ -39,7 +39,16 @@ const SIGNALS: &str = "flowwatch.signals";
 const DEAD_LETTER: &str = "flowwatch.dead-letter";
 /// Topics `flowwatch simulate` writes besides the flows' own (the legacy topics of the
 /// `wrong_topic` fault) and the command topics the flows' actions publish to.
-const OTHER_TOPICS: [&str; 4] = ["orders-legacy", "customer-events-legacy", "payment-commands", "check-commands"];
+/// (tansu does not auto-create topics: a missing action topic would block the outbox).
+const OTHER_TOPICS: [&str; 7] = [
+    "orders-legacy",
+    "customer-events-legacy",
+    "payment-commands",
+    "check-commands",
+    "customer-commands",
+    "carrier-commands",
+    "customer-service-tasks",
+];
 /// The simulation: 2 simulated hours from a fixed past start, 3000 instances, default faults.
 const SIM_SEED: &str = "20260101";
 const SIM_START: &str = "2026-01-01T00:00:00Z";
@@ -151,15 +160,31 @@ fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i
 /// Every record now in `topics`, decoded as the daemon decodes them, with the partition and
 /// offset the broker gave them; undecodable ones apart as (topic, partition, offset).
 fn read_back(brokers: &str, topics: &[String]) -> (Vec<Record>, Vec<(String, i32, i64)>) {
-    let (consumer, high) = reader(brokers, topics);
-    let mut remaining: HashMap<(String, i32), i64> = high.into_iter().filter(|(_, high)| *high > 0).collect();
+    let (consumer, mut high) = reader(brokers, topics);
+    let mut next: HashMap<(String, i32), i64> = high.keys().map(|place| (place.clone(), 0)).collect();
     let mut records = Vec::new();
     let mut undecodable = Vec::new();
     let started = Instant::now();
-    while !remaining.is_empty() {
+    loop {
+        let behind = |next: &HashMap<(String, i32), i64>, high: &HashMap<(String, i32), i64>| {
+            high.iter().any(|(place, high)| next.get(place).copied().unwrap_or(0) < *high)
+        };
+        if !behind(&next, &high) {
+            // Caught up with the watermarks read at the start: check they have not moved.
+            std::thread::sleep(Duration::from_secs(1));
+            for ((topic, partition), watermark) in high.iter_mut() {
+                let (_, now) = consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_secs(10))
+                    .expect("watermarks");
+                *watermark = now;
+            }
+            if !behind(&next, &high) {
+                break;
+            }
+        }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "reading the input topics back took over 120 s; still missing {remaining:?}"
+            "reading the input topics back took over 120 s; at {next:?}, watermarks {high:?}"
         );
         let Some(result) = consumer.poll(Duration::from_millis(100)) else {
             continue;
@@ -170,9 +195,7 @@ fn read_back(brokers: &str, topics: &[String]) -> (Vec<Record>, Vec<(String, i32
             Decoded::Record(record) => records.push(record),
             Decoded::Undecodable { .. } => undecodable.push((place.0.clone(), place.1, message.offset())),
         }
-        if remaining.get(&place).is_some_and(|high| message.offset() + 1 >= *high) {
-            remaining.remove(&place);
-        }
+        next.insert(place, message.offset() + 1);
     }
     (records, undecodable)
 }
@@ -184,14 +207,19 @@ struct Published {
 }
 
 /// Reads `topic` from the beginning until it holds at least `expected` records and nothing
-/// more comes for `quiet`, or until `limit`, while `daemon` runs.
+/// more comes for 5 s, or nothing at all for 30 s, or until `limit`, while `daemon` runs.
 fn read_until_quiet(brokers: &str, topic: &str, expected: usize, daemon: &mut Child, limit: Duration) -> Vec<Published> {
     let (consumer, _) = reader(brokers, &[topic.to_string()]);
     let quiet = Duration::from_secs(5);
     let started = Instant::now();
     let mut last = Instant::now();
     let mut published = Vec::new();
-    while started.elapsed() < limit && (published.len() < expected || last.elapsed() < quiet) {
+    // Short of the expected count, give up once nothing has come for `stalled`.
+    let stalled = Duration::from_secs(30);
+    while started.elapsed() < limit
+        && (published.len() < expected || last.elapsed() < quiet)
+        && last.elapsed() < stalled
+    {
         if let Some(status) = daemon.try_wait().expect("wait") {
             panic!("flowwatch run exited early: {status}");
         }
@@ -301,9 +329,10 @@ fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
     let (records, undecodable) = read_back(&brokers, &input_topics);
     let partitions: BTreeSet<(&str, i32)> = records.iter().map(|record| (record.topic.as_str(), record.partition)).collect();
     assert!(records.len() > 10_000, "a few thousand instances give many records ({})", records.len());
+    let topics_used: BTreeSet<&str> = partitions.iter().map(|(topic, _)| *topic).collect();
     assert!(
-        partitions.len() as i32 == input_topics.len() as i32 * INPUT_PARTITIONS,
-        "records in every partition of every input topic: {partitions:?}"
+        topics_used.len() >= 5 && partitions.len() == topics_used.len() * INPUT_PARTITIONS as usize,
+        "records in every partition of the simulated topics: {partitions:?}"
     );
 
     let state = TempDir::new("e2e-tansu");
@@ -346,7 +375,7 @@ fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_flowwatch"))
         .arg("run")
         .envs(env.iter().cloned())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", std::env::var("FLOWWATCH_E2E_LOG").unwrap_or_else(|_| "warn".to_string()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)

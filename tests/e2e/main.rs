@@ -114,16 +114,33 @@ fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process:
     }
 }
 
-fn simulate(brokers: &str) {
+/// Runs `flowwatch simulate`; returns the number of records it says it produced.
+fn simulate(brokers: &str) -> usize {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowwatch"))
         .args(["simulate", "--brokers", brokers, "--seed", SIM_SEED, "--start", SIM_START])
         .args(["--duration", SIM_DURATION, "--speed", SIM_SPEED, "--rate", SIM_RATE])
         .args(["--partitions", &INPUT_PARTITIONS.to_string(), "--no-react"])
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("flowwatch simulate starts");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).map(|_| text)
+    });
     let status = wait_bounded(&mut child, Duration::from_secs(180), "flowwatch simulate");
+    let text = reading.join().expect("reader thread").expect("simulate's stderr");
+    eprint!("{text}");
     assert!(status.success(), "flowwatch simulate failed: {status}");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("produced "))
+        .expect("flowwatch simulate reports what it produced");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|count| count.parse().ok())
+        .expect("a record count")
 }
 
 /// A reader assigned to every partition of `topics` from the beginning, with the high
@@ -159,19 +176,23 @@ fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i
 
 /// Every record now in `topics`, decoded as the daemon decodes them, with the partition and
 /// offset the broker gave them; undecodable ones apart as (topic, partition, offset).
-fn read_back(brokers: &str, topics: &[String]) -> (Vec<Record>, Vec<(String, i32, i64)>) {
-    let (consumer, mut high) = reader(brokers, topics);
+/// Records of `also` are only counted.
+fn read_back(brokers: &str, topics: &[String], also: &[String]) -> (Vec<Record>, Vec<(String, i32, i64)>, usize) {
+    let wanted: BTreeSet<&String> = topics.iter().collect();
+    let all: Vec<String> = topics.iter().chain(also).cloned().collect();
+    let (consumer, mut high) = reader(brokers, &all);
     let mut next: HashMap<(String, i32), i64> = high.keys().map(|place| (place.clone(), 0)).collect();
     let mut records = Vec::new();
     let mut undecodable = Vec::new();
     let started = Instant::now();
+    let mut last = Instant::now();
+    let mut other = 0usize;
     loop {
         let behind = |next: &HashMap<(String, i32), i64>, high: &HashMap<(String, i32), i64>| {
             high.iter().any(|(place, high)| next.get(place).copied().unwrap_or(0) < *high)
         };
-        if !behind(&next, &high) {
-            // Caught up with the watermarks read at the start: check they have not moved.
-            std::thread::sleep(Duration::from_secs(1));
+        if !behind(&next, &high) && last.elapsed() > Duration::from_secs(3) {
+            // Caught up with the watermarks and nothing came for 3 s: check they have not moved.
             for ((topic, partition), watermark) in high.iter_mut() {
                 let (_, now) = consumer
                     .fetch_watermarks(topic, *partition, Duration::from_secs(10))
@@ -189,15 +210,21 @@ fn read_back(brokers: &str, topics: &[String]) -> (Vec<Record>, Vec<(String, i32
         let Some(result) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
+        last = Instant::now();
         let message = result.expect("consume").detach();
         let place = (message.topic().to_string(), message.partition());
+        if !wanted.contains(&place.0) {
+            other += 1;
+            next.insert(place, message.offset() + 1);
+            continue;
+        }
         match daemon::kafka::decode(&message, 0) {
             Decoded::Record(record) => records.push(record),
             Decoded::Undecodable { .. } => undecodable.push((place.0.clone(), place.1, message.offset())),
         }
         next.insert(place, message.offset() + 1);
     }
-    (records, undecodable)
+    (records, undecodable, other)
 }
 
 /// A published record: its payload and headers.
@@ -324,9 +351,15 @@ fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
         OUTPUT_PARTITIONS,
     );
 
-    simulate(&brokers);
+    let produced = simulate(&brokers);
     let produced_in = started.elapsed();
-    let (records, undecodable) = read_back(&brokers, &input_topics);
+    let legacy: Vec<String> = OTHER_TOPICS[..2].iter().map(|name| name.to_string()).collect();
+    let (records, undecodable, other) = read_back(&brokers, &input_topics, &legacy);
+    assert_eq!(
+        records.len() + undecodable.len() + other,
+        produced,
+        "every record flowwatch simulate produced is read back"
+    );
     let partitions: BTreeSet<(&str, i32)> = records.iter().map(|record| (record.topic.as_str(), record.partition)).collect();
     assert!(records.len() > 10_000, "a few thousand instances give many records ({})", records.len());
     let topics_used: BTreeSet<&str> = partitions.iter().map(|(topic, _)| *topic).collect();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says: build, unit and integration tests, clippy, the
 # shipped flows through `validate`, the conformance scenarios (when ../shared is beside the
-# checkout, as in CI), and the benchmarks in quick mode so they never rot.
+# checkout, as in CI), the benchmarks in quick mode so they never rot, the end-to-end test
+# against a real broker (scripts/e2e-tansu.sh) and the page in a browser
+# (scripts/browser-test.sh).
 # Usage: scripts/test.sh            (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,17 @@ step "benchmarks, quick mode"
 bench/replay --quick
 bench/store --quick
 
+step "end-to-end against a real broker (tansu)"
+scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log
+
+step "the web page in headless Chromium"
+FLOWWATCH_BIN=target/release/flowwatch scripts/browser-test.sh
+
+step "the real Prometheus server scrapes a running flowwatch demo"
+FLOWWATCH_BIN=target/release/flowwatch scripts/prometheus-demo.sh
+
 echo
 echo "all tests passed"
-# One plain closing line with the totals of every cargo test binary.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' target/cargo-test.log
+# One plain closing line with the totals of every cargo test binary (the e2e one included).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' \
+  target/cargo-test.log target/e2e-test.log

@@ -2,6 +2,7 @@
 //! module tests one command or subsystem, through the library's public API or, in `replay`,
 //! through the built `flowwatch` binary itself.
 
+mod compose;
 mod daemon;
 mod demo;
 mod kafka_support;

@@ -86,13 +86,27 @@ pub fn input_topics() -> Vec<String> {
 /// Produces records (partition chosen round-robin per topic, so each partition keeps the file
 /// order) and returns them with the partition and offset Kafka gave them.
 pub fn produce(brokers: &str, records: &[Record]) -> Vec<Record> {
+    produce_more(brokers, records, &mut Produced::default())
+}
+
+/// Where [`produce_more`] goes on: the next partition per topic, the next offset per partition.
+#[derive(Default)]
+pub struct Produced {
+    next_partition: HashMap<String, i32>,
+    next_offset: HashMap<(String, i32), i64>,
+}
+
+/// [`produce`] onto topics that already hold what `so_far` counted.
+pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) -> Vec<Record> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .create()
         .expect("producer");
-    let mut next_partition: HashMap<String, i32> = HashMap::new();
-    let mut next_offset: HashMap<(String, i32), i64> = HashMap::new();
+    let Produced {
+        next_partition,
+        next_offset,
+    } = so_far;
     let mut produced = Vec::new();
     for record in records {
         let counter = next_partition.entry(record.topic.clone()).or_insert(0);
@@ -155,6 +169,11 @@ pub fn read_topic(brokers: &str, topic: &str, quiet: Duration, limit: Duration) 
 /// The signals a replay of these records sorted by time prints, as JSON lines: what the live
 /// daemon must publish (SPEC 1.3, "Live").
 pub fn replay_sorted(records: &[Record], engine_config: EngineConfig) -> Vec<String> {
+    replay_sorted_until(records, engine_config, i64::MAX / 4)
+}
+
+/// [`replay_sorted`] with the clock moved to `until` at the end.
+pub fn replay_sorted_until(records: &[Record], engine_config: EngineConfig, until: i64) -> Vec<String> {
     let mut engine = Engine::new(shipped_flows(), engine_config);
     let mut sorted: Vec<(i64, &Record)> = records
         .iter()
@@ -167,7 +186,7 @@ pub fn replay_sorted(records: &[Record], engine_config: EngineConfig) -> Vec<Str
     for (_, record) in sorted {
         engine.handle(Input::RecordReceived(record), &mut outputs);
     }
-    engine.handle(Input::ClockAdvanced(i64::MAX / 4), &mut outputs);
+    engine.handle(Input::ClockAdvanced(until), &mut outputs);
     outputs
         .into_iter()
         .filter_map(|output| match output {

@@ -1,7 +1,7 @@
 //! The Kafka side of the daemon: the consumer (with the rebalance hook that resumes from the
 //! store's positions), the idempotent producer whose deliveries are reported back, and the
-//! conversion of a Kafka message into the engine's [`Record`]. The only daemon module that
-//! imports rdkafka.
+//! conversion of a Kafka message into the engine's [`Record`]. The worker uses the consumer
+//! built here only to poll, pause and resume.
 
 use super::align::TopicPartition;
 use super::outbox::OutRecord;

@@ -3,7 +3,8 @@
 //! - [`align`]: live time, partitions merged into event-time order (pure).
 //! - [`outbox`]: records to publish until the broker acknowledges them (pure).
 //! - [`checkpoint`]: engine state, positions and outbox in one atomic store batch.
-//! - [`kafka`]: consumer, producer and message decoding (the only rdkafka user here).
+//! - [`kafka`]: consumer, producer and message decoding (the worker only polls, pauses and
+//!   resumes through it).
 //! - [`worker`]: the thread that owns the tracker and runs the loop.
 //! - [`status`]: what the daemon reports about itself (health, metrics).
 //!

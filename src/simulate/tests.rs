@@ -398,13 +398,19 @@ fn a_retry_brings_a_lost_payment_and_the_rest_of_the_order_follows() {
     let now = start() + HOUR;
     simulator.advance(now, &mut records);
     // An order whose payment request was lost (so the charge and the shipment never came).
-    let order = simulator
-        .sagas
-        .values()
+    // Sagas live in a hash map: look at them in key order so the same one is picked in every
+    // process, and pick one whose lost event is the payment request itself.
+    let mut sagas: Vec<(&u64, &crate::simulate::script::Saga)> = simulator.sagas.iter().collect();
+    sagas.sort_by_key(|(id, _)| **id);
+    let order = sagas
+        .into_iter()
+        .map(|(_, saga)| saga)
         .find(|saga| {
             saga.flow == FlowKind::Order
                 && saga.events.iter().any(|event| {
-                    event.service == Service::Payments && event.state == State::Withheld
+                    event.service == Service::Payments
+                        && event.state == State::Withheld
+                        && event.ce_type.ends_with(".PaymentRequested")
                 })
                 && saga.events.iter().all(|event| event.state != State::Queued)
         })

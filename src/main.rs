@@ -20,71 +20,17 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         ),
-        Command::Replay(args) => match run_replay(args) {
-            Ok(()) => 0,
-            Err(message) => {
-                eprintln!("error: {message}");
-                1
+        Command::Replay(args) => exit_code(run_replay(args)),
+        Command::Run(args) => exit_code(run_daemon(args)),
+        Command::Config(args) => exit_code(match args.action {
+            ConfigAction::Check { config } => check_config(config.as_deref()),
+            ConfigAction::Print { config } => {
+                load_config(config.as_deref()).map(|config| println!("{}", config.to_redacted_json()))
             }
-        },
-        Command::Run(args) => match run_daemon(args) {
-            Ok(()) => 0,
-            Err(message) => {
-                eprintln!("error: {message:#}");
-                1
-            }
-        },
-        Command::Config(args) => match args.action {
-            ConfigAction::Check { config } => match load_config(config.as_deref()).and_then(|config| {
-                load_flows(&config.flows_dir).map(|flows| (config, flows))
-            }) {
-                Ok((config, flows)) => {
-                    println!(
-                        "configuration ok: {} flow(s) from {}, brokers {}, group {}",
-                        flows.len(),
-                        config.flows_dir.display(),
-                        config.kafka.brokers,
-                        config.kafka.group_id
-                    );
-                    0
-                }
-                Err(message) => {
-                    eprintln!("error: {message:#}");
-                    1
-                }
-            },
-            ConfigAction::Print { config } => match load_config(config.as_deref()) {
-                Ok(config) => {
-                    println!("{}", config.to_redacted_json());
-                    0
-                }
-                Err(message) => {
-                    eprintln!("error: {message:#}");
-                    1
-                }
-            },
-        },
-        Command::Demo(args) => match run_demo(args) {
-            Ok(()) => 0,
-            Err(message) => {
-                eprintln!("error: {message:#}");
-                1
-            }
-        },
-        Command::Simulate(args) => match run_simulate(args) {
-            Ok(()) => 0,
-            Err(message) => {
-                eprintln!("error: {message}");
-                1
-            }
-        },
-        Command::Diagram(args) => match run_diagram(args) {
-            Ok(()) => 0,
-            Err(message) => {
-                eprintln!("error: {message}");
-                1
-            }
-        },
+        }),
+        Command::Demo(args) => exit_code(run_demo(args)),
+        Command::Simulate(args) => exit_code(run_simulate(args)),
+        Command::Diagram(args) => exit_code(run_diagram(args)),
     };
     ExitCode::from(code as u8)
 }
@@ -182,6 +128,31 @@ fn run_diagram(args: DiagramArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
+    Ok(())
+}
+
+/// 0 on success; otherwise prints the error (with its causes) and gives 1, a user error.
+fn exit_code(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("error: {message:#}");
+            1
+        }
+    }
+}
+
+/// `flowwatch config check`: the configuration and the flows it names load.
+fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let flows = load_flows(&config.flows_dir)?;
+    println!(
+        "configuration ok: {} flow(s) from {}, brokers {}, group {}",
+        flows.len(),
+        config.flows_dir.display(),
+        config.kafka.brokers,
+        config.kafka.group_id
+    );
     Ok(())
 }
 

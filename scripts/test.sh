@@ -33,6 +33,8 @@ fi
 step "benchmarks, quick mode"
 bench/replay --quick
 bench/store --quick
+bench/live --quick
+bench/scale --quick
 
 step "end-to-end against a real broker (tansu)"
 scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log

@@ -11,7 +11,7 @@ use crate::time::Millis;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
@@ -250,8 +250,8 @@ pub enum Decoded {
     Undecodable { detail: String, raw: Vec<u8> },
 }
 
-/// Converts a message into the engine's record.
-pub fn decode(message: &OwnedMessage, wall: Millis) -> Decoded {
+/// Converts a message (borrowed from the consumer's buffer) into the engine's record.
+pub fn decode(message: &impl Message, wall: Millis) -> Decoded {
     let timestamp = message.timestamp().to_millis().unwrap_or(wall);
     let key = message
         .key()

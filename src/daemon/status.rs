@@ -30,6 +30,10 @@ pub struct Status {
     pub checkpoints: AtomicU64,
     /// Records read from Kafka.
     pub records_read: AtomicU64,
+    /// Records finished with: applied to the engine, dead-lettered, or skipped (read again
+    /// after a restart, or before `kafka.start_from`). Trails `records_read` by what the live
+    /// merge holds.
+    pub records_done: AtomicU64,
     /// Another consumer took partitions of the group (one daemon per group is supported).
     pub group_conflict: AtomicBool,
 }

@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::time::{self, Millis};
 use crate::tracker::{Tracker, TrackerRequests};
 use rdkafka::consumer::Consumer;
+use rdkafka::Message;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -83,6 +84,20 @@ struct Run {
     last_progress: (Millis, u64),
 }
 
+impl Run {
+    /// The shared name of a topic read (one allocation per topic, not per record).
+    fn topic(&mut self, name: &str) -> Arc<str> {
+        match self.topics.get(name) {
+            Some(topic) => topic.clone(),
+            None => {
+                let topic: Arc<str> = Arc::from(name);
+                self.topics.insert(name.to_string(), topic.clone());
+                topic
+            }
+        }
+    }
+}
+
 impl Worker {
     /// Runs until cancelled, then shuts down in order: stop fetching, checkpoint, flush the
     /// outbox for at most `outputs.flush_timeout`, checkpoint again, commit offsets.
@@ -139,8 +154,17 @@ impl Worker {
                 None => break,
                 Some(Ok(message)) => {
                     taken += 1;
-                    let message = message.detach();
-                    self.ingest(run, &message);
+                    // Decoded straight from librdkafka's buffer (no detached copy), and not at
+                    // all when it was applied before a restart.
+                    let partition = (run.topic(message.topic()), message.partition());
+                    let offset = message.offset();
+                    let applied = self
+                        .restored_positions
+                        .get(&partition)
+                        .is_some_and(|position| position.already_applied(offset));
+                    let decoded = (!applied).then(|| kafka::decode(&message, self.clock.now()));
+                    drop(message);
+                    self.ingest(run, partition, offset, decoded);
                 }
                 Some(Err(error)) => {
                     // Transient (broker down, transport failures): librdkafka reconnects.
@@ -266,26 +290,15 @@ impl Worker {
         }
     }
 
-    fn ingest(&mut self, run: &mut Run, message: &rdkafka::message::OwnedMessage) {
-        use rdkafka::Message;
-        let topic = match run.topics.get(message.topic()) {
-            Some(topic) => topic.clone(),
-            None => {
-                let topic: Arc<str> = Arc::from(message.topic());
-                run.topics.insert(message.topic().to_string(), topic.clone());
-                topic
-            }
+    /// Takes one record read: `decoded` is `None` when it was applied before a restart.
+    fn ingest(&mut self, run: &mut Run, partition: TopicPartition, offset: i64, decoded: Option<Decoded>) {
+        let Some(decoded) = decoded else {
+            run.aligner.passed(&partition, offset);
+            self.status.records_done.fetch_add(1, Ordering::Relaxed);
+            return;
         };
-        let partition = (topic, message.partition());
-        let offset = message.offset();
-        if let Some(position) = self.restored_positions.get(&partition) {
-            if position.already_applied(offset) {
-                run.aligner.passed(&partition, offset);
-                return;
-            }
-        }
         let wall = self.clock.now();
-        match kafka::decode(message, wall) {
+        match decoded {
             Decoded::Undecodable { detail, raw } => {
                 let before = self.tracker.engine().stats().clone();
                 self.tracker.engine_mut().count_undecodable();
@@ -294,11 +307,13 @@ impl Worker {
                 self.metrics.count_dead_letter(&partition.0, "invalid_json");
                 self.dead_letter(&partition, offset, "invalid_json", &detail, raw);
                 run.aligner.passed(&partition, offset);
+                self.status.records_done.fetch_add(1, Ordering::Relaxed);
             }
             Decoded::Record(record) => {
                 if let StartFrom::Time(start) = self.config.kafka.start_from {
                     if run.fresh_from_time.contains(&partition) && record.timestamp < start {
                         run.aligner.passed(&partition, offset);
+                        self.status.records_done.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 }
@@ -421,6 +436,7 @@ impl Worker {
             self.metrics
                 .observe_record(&held.record.topic, &before, self.tracker.engine().stats());
             self.effects(run, Some(&held.record));
+            self.status.records_done.fetch_add(1, Ordering::Relaxed);
         }
         let target = run.aligner.engine_target(live);
         if target > self.tracker.engine().clock() && target > Millis::MIN {
@@ -468,29 +484,38 @@ impl Worker {
     fn emit(&mut self, signal: &Signal) {
         let mut payload = Vec::with_capacity(256);
         signal.write_json(&mut payload);
-        let headers = vec![(
+        let mut headers = vec![(
             "content-type".to_string(),
             "application/cloudevents+json; charset=UTF-8".to_string(),
         )];
+        let alerts_topic = self
+            .config
+            .outputs
+            .alerts_topic
+            .as_ref()
+            .filter(|_| signal.alert);
         if let Some(topic) = &self.config.outputs.signals_topic {
+            // Copied only when the alerts topic takes the same record too.
+            let (payload, headers) = match alerts_topic {
+                Some(_) => (payload.clone(), headers.clone()),
+                None => (std::mem::take(&mut payload), std::mem::take(&mut headers)),
+            };
             self.outbox.push(OutRecord {
                 topic: topic.clone(),
                 key: Some(signal.subject.to_string()),
-                payload: payload.clone(),
-                headers: headers.clone(),
+                payload,
+                headers,
                 timestamp: Some(signal.time),
             });
         }
-        if signal.alert {
-            if let Some(topic) = &self.config.outputs.alerts_topic {
-                self.outbox.push(OutRecord {
-                    topic: topic.clone(),
-                    key: Some(signal.subject.to_string()),
-                    payload,
-                    headers,
-                    timestamp: Some(signal.time),
-                });
-            }
+        if let Some(topic) = alerts_topic {
+            self.outbox.push(OutRecord {
+                topic: topic.clone(),
+                key: Some(signal.subject.to_string()),
+                payload,
+                headers,
+                timestamp: Some(signal.time),
+            });
         }
     }
 

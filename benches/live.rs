@@ -1,0 +1,294 @@
+//! Live benchmark (issue: fast at scale). In one process, on librdkafka's in-process mock
+//! cluster, the generated stream of the scenario kind (see `support/scenario.rs`) is produced
+//! to the flows' topics (many partitions each: the mock keeps at most 5 MiB or 100 k records
+//! per partition and drops older ones beyond that), then read twice from fresh consumer groups:
+//!
+//! - the baseline: a bare rdkafka `BaseConsumer` that deserialises each payload into a typed
+//!   serde struct of the scenario's events and counts;
+//! - the daemon (`daemon::start`, default redb store in a temporary directory, default
+//!   checkpointing, signals published to the mock), until its `records_done` counter reaches
+//!   the number of records produced.
+//!
+//! Both rates are taken from the first record read to the last one finished with, so the
+//! consumer-group join (the same for both) is left out. Event times lie in the past, so the
+//! daemon's live merge releases every record as soon as all partitions have been read past it.
+//! Prints both rates and their ratio (target >= 0.7); asserts nothing about time.
+//! `--quick` (CI): 20 k records; default 200 k; `--records N`, `--partitions N`, `--runs N`.
+
+// A benchmark measures wall-clock time by definition.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "support/scenario.rs"]
+#[allow(dead_code)]
+mod scenario;
+
+use flowwatch::clock::{Clock, SystemClock};
+use flowwatch::config;
+use flowwatch::daemon;
+use flowwatch::engine::{Engine, EngineConfig};
+use flowwatch::flow::{load_dir_or_files, Flow};
+use flowwatch::replay::decode::decode_line;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The mock's per-partition limits (librdkafka `rdkafka_mock.c`): beyond them it drops the
+/// oldest records, which the benchmark must never let happen to its input.
+const MOCK_PARTITION_BYTES: usize = 5 * 1024 * 1024;
+const MOCK_PARTITION_RECORDS: usize = 100_000;
+/// A run that has not finished after this long is reported as stuck.
+const LIMIT: Duration = Duration::from_secs(900);
+
+/// A reference inside an event (`order.id`, `customer.id`).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Ref {
+    id: Option<String>,
+}
+
+/// `subject` of a fraud screening.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct Subject {
+    order_id: Option<String>,
+}
+
+/// `address` of a registration.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Address {
+    street: Option<String>,
+}
+
+/// Every field the scenario's events carry, typed: what a hand-written consumer of these
+/// topics would deserialise.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    event_id: Option<String>,
+    occurred_at: Option<String>,
+    at: Option<String>,
+    #[serde(rename = "type")]
+    type_name: Option<String>,
+    event_type: Option<String>,
+    kind: Option<String>,
+    order_id: Option<String>,
+    payment_id: Option<String>,
+    customer_id: Option<String>,
+    total: Option<f64>,
+    amount: Option<f64>,
+    score: Option<f64>,
+    approved: Option<bool>,
+    outcome: Option<String>,
+    result: Option<String>,
+    sku: Option<String>,
+    order: Option<Ref>,
+    customer: Option<Ref>,
+    subject: Option<Subject>,
+    address: Option<Address>,
+}
+
+/// The allocator the shipped binary uses (`src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn flows() -> Vec<Flow> {
+    let report = load_dir_or_files(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")]);
+    assert!(report.errors.is_empty(), "shipped flows must validate: {:?}", report.errors);
+    report.flows
+}
+
+/// Produces the stream, each topic's records round-robin over its partitions (each partition
+/// keeps time order). Returns how many records were produced.
+fn produce(brokers: &str, records: usize, partitions: i32) -> usize {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    let mut next: HashMap<String, i32> = HashMap::new();
+    let mut bytes: HashMap<(String, i32), (usize, usize)> = HashMap::new();
+    let lines = scenario::lines(records);
+    for (index, (_, line)) in lines.iter().enumerate() {
+        // A malformed record stays malformed on the wire: its payload is not JSON.
+        let (topic, payload, timestamp, key) = match decode_line(line, index as u64 + 1) {
+            Ok(record) => (
+                record.topic,
+                serde_json::to_vec(&record.value).expect("a JSON value serialises"),
+                record.timestamp,
+                record.key,
+            ),
+            Err(_) => ("orders".to_string(), b"{not json".to_vec(), scenario::BASE, None),
+        };
+        let counter = next.entry(topic.clone()).or_insert(0);
+        let partition = *counter % partitions;
+        *counter += 1;
+        let size = bytes.entry((topic.clone(), partition)).or_default();
+        size.0 += payload.len() + 100;
+        size.1 += 1;
+        assert!(
+            size.0 < MOCK_PARTITION_BYTES && size.1 < MOCK_PARTITION_RECORDS,
+            "{topic}/{partition} would exceed the mock's partition limit: use more --partitions"
+        );
+        loop {
+            let mut record: BaseRecord<'_, str, Vec<u8>> = BaseRecord::to(&topic)
+                .partition(partition)
+                .payload(&payload)
+                .timestamp(timestamp);
+            if let Some(key) = &key {
+                record = record.key(key.as_str());
+            }
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => panic!("produce: {error}"),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    lines.len()
+}
+
+/// The baseline: records/s of a bare consumer deserialising each payload into [`Event`].
+fn baseline(brokers: &str, topics: &[String], records: usize, group: &str) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // The fetch settings the daemon uses, so the two read alike.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).expect("subscribe");
+    let began = Instant::now();
+    let mut first = None;
+    let (mut read, mut typed) = (0usize, 0usize);
+    while read < records {
+        assert!(began.elapsed() < LIMIT, "baseline stuck at {read} of {records} records");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                first.get_or_insert_with(Instant::now);
+                read += 1;
+                if let Some(payload) = message.payload() {
+                    if serde_json::from_slice::<Event>(payload).is_ok() {
+                        typed += 1;
+                    }
+                }
+            }
+            Some(Err(error)) => eprintln!("baseline consumer: {error}"),
+            None => {}
+        }
+    }
+    let seconds = first.map_or(f64::NAN, |first| first.elapsed().as_secs_f64());
+    assert!(typed > records * 9 / 10, "most payloads deserialise ({typed} of {read})");
+    records as f64 / seconds
+}
+
+/// The daemon: records/s from its first record read to its `records_done` reaching `records`.
+fn daemon_rate(brokers: &str, records: usize, group: &str) -> (f64, u64) {
+    let state = tempfile::tempdir().expect("temporary state directory");
+    let env: HashMap<String, String> = [
+        ("FLOWWATCH__KAFKA__BROKERS", brokers),
+        ("FLOWWATCH__KAFKA__GROUP_ID", group),
+        (
+            "FLOWWATCH__FLOWS__DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
+        ),
+        ("FLOWWATCH__STATE__DIR", state.path().to_str().expect("UTF-8 path")),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    let config = config::load(None, &env).expect("benchmark configuration is valid");
+    assert_eq!(config.state.backend, "redb", "the default store");
+    let cancel = CancellationToken::new();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let running = daemon::start(config, flows(), clock, cancel.clone()).expect("daemon starts");
+    let status = running.status.clone();
+    let began = Instant::now();
+    let mut first = None;
+    loop {
+        let done = status.records_done.load(Ordering::Relaxed) as usize;
+        if first.is_none() && status.records_read.load(Ordering::Relaxed) > 0 {
+            first = Some(Instant::now());
+        }
+        if done >= records {
+            break;
+        }
+        assert!(began.elapsed() < LIMIT, "daemon stuck at {done} of {records} records");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seconds = first.map_or(f64::NAN, |first| first.elapsed().as_secs_f64());
+    let checkpoints = status.checkpoints.load(Ordering::Relaxed);
+    cancel.cancel();
+    running.join().expect("clean shutdown");
+    (records as f64 / seconds, checkpoints)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|arg| arg == flag)
+            .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    };
+    let records = value_of("--records").unwrap_or(if quick { 20_000 } else { 200_000 });
+    let partitions = value_of("--partitions").unwrap_or(16) as i32;
+    let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
+
+    let topics = Engine::new(flows(), EngineConfig::default()).topics().to_vec();
+    let cluster = MockCluster::new(1).expect("mock cluster starts");
+    for topic in &topics {
+        cluster.create_topic(topic, partitions, 1).expect("topic created");
+    }
+    for topic in ["flowwatch.signals", "flowwatch.alerts", "flowwatch.dead-letter"] {
+        cluster.create_topic(topic, 4, 1).expect("topic created");
+    }
+    let brokers = cluster.bootstrap_servers();
+    let produced = produce(&brokers, records, partitions);
+    println!(
+        "stream: {produced} records on {} topics x {partitions} partitions (mock cluster)",
+        topics.len()
+    );
+
+    let (mut base_best, mut daemon_best, mut checkpoints) = (0f64, 0f64, 0);
+    for run in 0..runs {
+        let base = baseline(&brokers, &topics, produced, &format!("bench-baseline-{run}"));
+        let (rate, written) = daemon_rate(&brokers, produced, &format!("bench-daemon-{run}"));
+        println!(
+            "run {}: baseline {base:.0} records/s, daemon {rate:.0} records/s ({written} checkpoints)",
+            run + 1
+        );
+        base_best = base_best.max(base);
+        if rate > daemon_best {
+            daemon_best = rate;
+            checkpoints = written;
+        }
+    }
+    println!("baseline (typed serde): {base_best:>10.0} records/s");
+    println!("daemon (redb, default): {daemon_best:>10.0} records/s ({checkpoints} checkpoints)");
+    println!(
+        "daemon / baseline:      {:>10.2}   (target >= 0.70)",
+        daemon_best / base_best
+    );
+}

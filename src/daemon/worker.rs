@@ -32,6 +32,10 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 5_000;
 /// Back-off before a failed delivery is tried again.
 const RETRY_AFTER: Millis = 1_000;
+/// A checkpoint is a whole snapshot, so its cost grows with the state: the next one waits at
+/// least this many times as long as the last one took, so checkpoints take at most a fifth of
+/// the worker's time (`state.checkpoint_interval` is the least spacing).
+const CHECKPOINT_SPACING: Millis = 4;
 
 /// A record read and waiting for the clock.
 struct Held {
@@ -72,6 +76,8 @@ struct Run {
     /// Everything paused because the outbox is full or the store failed.
     all_paused: bool,
     last_checkpoint: Millis,
+    /// How long the last checkpoint took, ms.
+    last_checkpoint_cost: Millis,
     last_record_at: Millis,
     force_checkpoint: bool,
     horizon_set: Millis,
@@ -120,6 +126,7 @@ impl Worker {
             flow_paused: HashSet::new(),
             all_paused: false,
             last_checkpoint: real.now(),
+            last_checkpoint_cost: 0,
             last_record_at: real.now(),
             force_checkpoint: false,
             horizon_set: Millis::MIN,
@@ -185,9 +192,12 @@ impl Worker {
         self.publish(real);
         self.flow_control(run);
         let now = real.now();
-        if run.force_checkpoint
-            || now.saturating_sub(run.last_checkpoint) >= self.config.state.checkpoint_interval
-        {
+        let spacing = self
+            .config
+            .state
+            .checkpoint_interval
+            .max(run.last_checkpoint_cost.saturating_mul(CHECKPOINT_SPACING));
+        if run.force_checkpoint || now.saturating_sub(run.last_checkpoint) >= spacing {
             self.checkpoint(run, now);
         }
         if now.saturating_sub(run.last_gauges) >= 1_000 {
@@ -626,12 +636,14 @@ impl Worker {
             &mut self.outbox,
             self.clock.now(),
         );
-        run.last_checkpoint = now;
+        let cost = SystemClock.now() - started;
+        run.last_checkpoint = now.max(started + cost);
+        run.last_checkpoint_cost = cost;
         match result {
             Ok(written) => {
                 run.force_checkpoint = false;
                 self.metrics.observe_checkpoint(
-                    (SystemClock.now() - started) as f64 / 1000.0,
+                    cost as f64 / 1000.0,
                     written.bytes as u64,
                 );
                 if !self.status.store_writable.swap(true, Ordering::Relaxed) {

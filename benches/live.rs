@@ -13,7 +13,8 @@
 //! consumer-group join (the same for both) is left out. Event times lie in the past, so the
 //! daemon's live merge releases every record as soon as all partitions have been read past it.
 //! Prints both rates and their ratio (target >= 0.7); asserts nothing about time.
-//! `--quick` (CI): 20 k records; default 200 k; `--records N`, `--partitions N`, `--runs N`.
+//! `--quick` (CI): 20 k records; default 200 k; `--records N`, `--partitions N`, `--runs N`;
+//! `--no-publish` disables the daemon's output topics (a diagnostic: what publishing costs).
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -204,9 +205,9 @@ fn baseline(brokers: &str, topics: &[String], records: usize, group: &str) -> f6
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
-fn daemon_rate(brokers: &str, records: usize, group: &str) -> (f64, u64) {
+fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool) -> (f64, u64) {
     let state = tempfile::tempdir().expect("temporary state directory");
-    let env: HashMap<String, String> = [
+    let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
         ("FLOWWATCH__KAFKA__GROUP_ID", group),
         (
@@ -218,6 +219,12 @@ fn daemon_rate(brokers: &str, records: usize, group: &str) -> (f64, u64) {
     .iter()
     .map(|(name, value)| (name.to_string(), value.to_string()))
     .collect();
+    if !publish {
+        // Diagnostic (`--no-publish`): every output topic disabled, to see what publishing costs.
+        for topic in ["SIGNALS_TOPIC", "ALERTS_TOPIC", "DEAD_LETTER_TOPIC"] {
+            env.insert(format!("FLOWWATCH__OUTPUTS__{topic}"), String::new());
+        }
+    }
     let config = config::load(None, &env).expect("benchmark configuration is valid");
     assert_eq!(config.state.backend, "redb", "the default store");
     let cancel = CancellationToken::new();
@@ -255,6 +262,7 @@ fn main() {
     let records = value_of("--records").unwrap_or(if quick { 20_000 } else { 200_000 });
     let partitions = value_of("--partitions").unwrap_or(16) as i32;
     let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
+    let publish = !args.iter().any(|arg| arg == "--no-publish");
 
     let topics = Engine::new(flows(), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
@@ -274,7 +282,7 @@ fn main() {
     let (mut base_best, mut daemon_best, mut checkpoints) = (0f64, 0f64, 0);
     for run in 0..runs {
         let base = baseline(&brokers, &topics, produced, &format!("bench-baseline-{run}"));
-        let (rate, written) = daemon_rate(&brokers, produced, &format!("bench-daemon-{run}"));
+        let (rate, written) = daemon_rate(&brokers, produced, &format!("bench-daemon-{run}"), publish);
         println!(
             "run {}: baseline {base:.0} records/s, daemon {rate:.0} records/s ({written} checkpoints)",
             run + 1

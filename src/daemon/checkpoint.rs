@@ -2,8 +2,8 @@
 //! the store in one atomic, durable batch (and read back at start).
 //!
 //! Kafka holds the input durably, so the daemon does not write every record's effect: it
-//! checkpoints every `state.checkpoint_interval` and at shutdown (NOTES.md, "Store write
-//! cost"). After a crash the last checkpoint is restored and reading resumes from its
+//! checkpoints every `state.checkpoint_interval` (at least 4 × the last checkpoint's duration
+//! apart: see the worker) and at shutdown (NOTES.md, "Store write cost"). After a crash the last checkpoint is restored and reading resumes from its
 //! positions; the engine is deterministic, so the records read again produce the same signals
 //! with the same ids, and the outbox of the checkpoint is sent again. Nothing is lost, and what
 //! is published twice carries the same CloudEvents id.

@@ -15,10 +15,54 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub struct OutRecord {
     pub topic: String,
     pub key: Option<String>,
+    /// Stored in checkpoints as a JSON string when it is UTF-8 (signals and action records
+    /// always are), else as an array of bytes; both forms are read.
+    #[serde(with = "payload_form")]
     pub payload: Vec<u8>,
     pub headers: Vec<(String, String)>,
     /// The record timestamp (CreateTime), epoch ms.
     pub timestamp: Option<Millis>,
+}
+
+/// The checkpoint form of a payload: text when it is UTF-8 (a fourth of the size of an array
+/// of numbers, and faster to write and read), bytes otherwise.
+mod payload_form {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(payload: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(payload) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_seq(payload),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Form;
+        impl<'de> Visitor<'de> for Form {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string or an array of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                Ok(text.as_bytes().to_vec())
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Vec<u8>, E> {
+                Ok(text.into_bytes())
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(bytes.to_vec())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
 }
 
 #[derive(Debug)]
@@ -202,6 +246,26 @@ mod tests {
             headers: Vec::new(),
             timestamp: None,
         }
+    }
+
+    #[test]
+    fn payloads_are_stored_as_text_when_utf8_and_read_in_either_form() {
+        let record = |payload: &[u8]| OutRecord {
+            topic: "t".to_string(),
+            key: None,
+            payload: payload.to_vec(),
+            headers: Vec::new(),
+            timestamp: None,
+        };
+        let text = serde_json::to_string(&record(br#"{"a":1}"#)).unwrap();
+        assert!(text.contains(r#""payload":"{\"a\":1}""#), "{text}");
+        assert_eq!(serde_json::from_str::<OutRecord>(&text).unwrap(), record(br#"{"a":1}"#));
+        let binary = serde_json::to_string(&record(&[0xff, 0, 7])).unwrap();
+        assert!(binary.contains(r#""payload":[255,0,7]"#), "{binary}");
+        assert_eq!(serde_json::from_str::<OutRecord>(&binary).unwrap(), record(&[0xff, 0, 7]));
+        // Checkpoints written before payloads were stored as text.
+        let old = r#"{"topic":"t","key":null,"payload":[123,125],"headers":[],"timestamp":null}"#;
+        assert_eq!(serde_json::from_str::<OutRecord>(old).unwrap(), record(b"{}"));
     }
 
     #[test]

@@ -439,7 +439,6 @@ fn start_daemon(env: &[(String, String)], log: &std::fs::File, life: usize) -> L
                     assigned.store(true, Ordering::Relaxed);
                 } else if line.contains("Checkpoint written.") {
                     checkpoints.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 } else if line.contains("Record dead-lettered.") {
                     continue;
                 } else if line.contains("Partitions were revoked") {

@@ -2,8 +2,8 @@
 # The whole test suite, as the README says: build, unit and integration tests, clippy, the
 # shipped flows through `validate`, the conformance scenarios (when ../shared is beside the
 # checkout, as in CI), the benchmarks in quick mode so they never rot, the end-to-end test
-# against a real broker (scripts/e2e-tansu.sh) and the page in a browser
-# (scripts/browser-test.sh).
+# against a real broker (scripts/e2e-tansu.sh), the kill -9 torture of the daemon
+# (scripts/torture.sh) and the page in a browser (scripts/browser-test.sh).
 # Usage: scripts/test.sh            (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +39,9 @@ bench/scale --quick
 step "end-to-end against a real broker (tansu)"
 scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log
 
+step "kill -9 torture of the daemon, redb and sled (mock cluster)"
+scripts/torture.sh 2>&1 | tee target/torture-test.log
+
 step "the web page in headless Chromium"
 FLOWWATCH_BIN=target/release/flowwatch scripts/browser-test.sh
 
@@ -47,6 +50,6 @@ FLOWWATCH_BIN=target/release/flowwatch scripts/prometheus-demo.sh
 
 echo
 echo "all tests passed"
-# One plain closing line with the totals of every cargo test binary (the e2e one included).
+# One plain closing line with the totals of every cargo test binary (e2e and torture included).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' \
-  target/cargo-test.log target/e2e-test.log
+  target/cargo-test.log target/e2e-test.log target/torture-test.log

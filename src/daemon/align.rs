@@ -48,6 +48,10 @@ struct Partition {
     held: BTreeSet<i64>,
     /// One past the highest offset read (or the resume offset before any read).
     next_offset: Option<i64>,
+    /// The stored position it resumed from, while reading again has not passed its `until`:
+    /// offsets up to there that it does not list as held were applied before the restart, and
+    /// checkpoints must keep saying so (see [`Aligner::resume_positions`]).
+    restored: Option<ResumePosition>,
     paused: bool,
 }
 
@@ -85,10 +89,12 @@ impl<R> Aligner<R> {
         self.clock = self.clock.max(clock);
     }
 
-    /// A partition was assigned; it counts as having unread records until told otherwise.
-    pub fn assign(&mut self, partition: TopicPartition, next_offset: Option<i64>) {
+    /// A partition was assigned, resuming from a stored position if it has one; it counts as
+    /// having unread records until told otherwise.
+    pub fn assign(&mut self, partition: TopicPartition, resume: Option<ResumePosition>) {
         self.partitions.entry(partition).or_insert_with(|| Partition {
-            next_offset,
+            next_offset: resume.as_ref().map(|position| position.offset),
+            restored: resume,
             ..Partition::default()
         });
     }
@@ -232,20 +238,26 @@ impl<R> Aligner<R> {
     }
 
     /// Where each partition must be re-read from after a restart (for checkpoints).
+    ///
+    /// A partition that resumed from a stored position and has not yet read again up to that
+    /// position's `until` keeps its knowledge: the offsets between the read position and
+    /// `until` that it did not hold were applied before, and must not be applied again after
+    /// the next restart (a kill -9 soon after a restart otherwise applied them twice).
     pub fn resume_positions(&self) -> Vec<(TopicPartition, ResumePosition)> {
         self.partitions
             .iter()
             .filter_map(|(partition, state)| {
-                let until = state.next_offset?;
-                let offset = state.held.first().copied().unwrap_or(until);
-                Some((
-                    partition.clone(),
-                    ResumePosition {
-                        offset,
-                        held: state.held.iter().copied().collect(),
-                        until,
-                    },
-                ))
+                let read_until = state.next_offset?;
+                let mut held: Vec<i64> = state.held.iter().copied().collect();
+                let mut until = read_until;
+                if let Some(restored) = &state.restored {
+                    if restored.until > read_until {
+                        held.extend(restored.held.iter().copied().filter(|offset| *offset >= read_until));
+                        until = restored.until;
+                    }
+                }
+                let offset = held.first().copied().unwrap_or(until);
+                Some((partition.clone(), ResumePosition { offset, held, until }))
             })
             .collect()
     }

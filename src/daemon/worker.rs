@@ -352,11 +352,12 @@ impl Worker {
             match change {
                 AssignmentChange::Assigned(partitions) => {
                     for partition in partitions {
-                        let stored = self.restored_positions.get(&partition).map(|p| p.offset);
+                        let stored = self.restored_positions.get(&partition).cloned();
                         if stored.is_none() && matches!(self.config.kafka.start_from, StartFrom::Time(_)) {
                             run.fresh_from_time.insert(partition.clone());
                         }
-                        tracing::info!(topic = %partition.0, partition = partition.1, resume_from = ?stored, "Partition assigned.");
+                        let resume_from = stored.as_ref().map(|position| position.offset);
+                        tracing::info!(topic = %partition.0, partition = partition.1, ?resume_from, "Partition assigned.");
                         run.aligner.assign(partition, stored);
                     }
                 }

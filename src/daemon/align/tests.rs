@@ -111,7 +111,7 @@ fn flow_control_pauses_the_partitions_ahead_and_never_the_slowest() {
 #[test]
 fn resume_positions_name_the_held_offsets() {
     let mut aligner: Aligner<()> = Aligner::new(0, 100);
-    aligner.assign(tp("a", 0), Some(10));
+    aligner.assign(tp("a", 0), Some(ResumePosition { offset: 10, held: vec![10], until: 11 }));
     aligner.assign(tp("b", 0), None);
     aligner.read(&tp("a", 0), 10, 500, ());
     aligner.read(&tp("a", 0), 11, 5, ());
@@ -128,6 +128,38 @@ fn resume_positions_name_the_held_offsets() {
     assert!(a.already_applied(11));
     assert!(!a.already_applied(10));
     assert!(!a.already_applied(12));
+}
+
+/// Found by the kill -9 torture test: a checkpoint taken soon after a restart, before reading
+/// again has reached the stored position's `until`, must still say which offsets below it were
+/// applied; otherwise the next restart applies them a second time (duplicate deviations).
+#[test]
+fn a_checkpoint_soon_after_a_restart_keeps_what_was_applied_before() {
+    let mut aligner: Aligner<()> = Aligner::new(0, 100);
+    // Before the restart: offsets 10..20 read, 10 and 15 still held, the rest applied.
+    let stored = ResumePosition { offset: 10, held: vec![10, 15], until: 20 };
+    aligner.assign(tp("a", 0), Some(stored.clone()));
+    assert_eq!(aligner.resume_positions(), vec![(tp("a", 0), stored.clone())], "nothing read yet");
+    // Reading again: 10 (held before, so read), 11 and 12 (applied before, passed over).
+    aligner.read(&tp("a", 0), 10, 500, ());
+    aligner.passed(&tp("a", 0), 11);
+    aligner.passed(&tp("a", 0), 12);
+    let (_, position) = aligner.resume_positions().remove(0);
+    assert_eq!(position, ResumePosition { offset: 10, held: vec![10, 15], until: 20 });
+    for offset in [11, 12, 13, 14, 16, 19] {
+        assert!(position.already_applied(offset), "{offset} was applied before the restart");
+    }
+    assert!(!position.already_applied(15), "15 was held, never applied");
+    // Once 10 is applied and reading has passed the old `until`, only the new state counts.
+    aligner.set_caught_up(&tp("a", 0), true);
+    let clock = aligner.clock(1_000_000);
+    assert!(aligner.pop_ready(clock).is_some());
+    aligner.read(&tp("a", 0), 15, 600, ());
+    for offset in 16..22 {
+        aligner.passed(&tp("a", 0), offset);
+    }
+    let (_, position) = aligner.resume_positions().remove(0);
+    assert_eq!(position, ResumePosition { offset: 15, held: vec![15], until: 22 });
 }
 
 proptest! {

@@ -26,7 +26,7 @@ fn edited_flows(edit: impl Fn(&str, String) -> String) -> Vec<Flow> {
         let text = edit(&name, std::fs::read_to_string(&path).unwrap());
         std::fs::write(dir.0.join(&name), text).unwrap();
     }
-    let report = flow::load_dir_or_files(&[dir.0.clone()]);
+    let report = flow::load_dir_or_files(std::slice::from_ref(&dir.0));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     report.flows
 }

@@ -179,7 +179,7 @@ fn hostile(index: usize, near: i64) -> (Raw, Kind) {
                 1..=20 => Vec::new(),
                 _ => vec![0xff, 0x00, 0xfe],
             });
-            record.timestamp = if variant % 2 == 0 {
+            record.timestamp = if variant.is_multiple_of(2) {
                 parse_rfc3339("2100-01-01T00:00:00Z").unwrap()
             } else {
                 0

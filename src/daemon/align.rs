@@ -121,6 +121,17 @@ impl<R> Aligner<R> {
         self.waiting.insert((time, partition.clone(), offset), record);
     }
 
+    /// A record was read whose own time lies beyond the allowed clock skew: it waits to be
+    /// applied at `at` (the wall-clock time it was read at), but it does not move its
+    /// partition's position, which stays where the partition's believable records put it. One
+    /// producer with a wrong clock must not make the rest of its partition's backlog late.
+    pub fn read_skewed(&mut self, partition: &TopicPartition, offset: i64, at: Millis, record: R) {
+        let state = self.partitions.entry(partition.clone()).or_default();
+        state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+        state.held.insert(offset);
+        self.waiting.insert((at, partition.clone(), offset), record);
+    }
+
     /// A record was read and applied at once (undecodable, or skipped after a restart): only
     /// the read position moves.
     pub fn passed(&mut self, partition: &TopicPartition, offset: i64) {

@@ -20,6 +20,7 @@ pub mod worker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::migrate::FlowChanges;
 use crate::engine::{Engine, EngineConfig};
 use crate::flow::Flow;
 use crate::http::Health;
@@ -63,6 +64,29 @@ pub fn engine_config(config: &Config) -> EngineConfig {
     }
 }
 
+/// Logs and counts what a restart with other flows changed (see [`crate::engine::migrate`]).
+fn report_flow_changes(changes: &FlowChanges, metrics: &Metrics) {
+    for dropped in &changes.dropped {
+        tracing::warn!(
+            flow = %dropped.name,
+            open_instances = dropped.open_instances,
+            ended_instances = dropped.ended_instances,
+            orphan_groups = dropped.orphan_groups,
+            "This flow was removed or its events, steps or links changed since the checkpoint: its instances and held events are dropped (its open instances are no longer tracked)."
+        );
+        for (kind, count) in [
+            ("open_instances", dropped.open_instances),
+            ("ended_instances", dropped.ended_instances),
+            ("orphan_groups", dropped.orphan_groups),
+        ] {
+            metrics.count_dropped_on_restore(&dropped.name, kind, count);
+        }
+    }
+    for added in &changes.added {
+        tracing::warn!(flow = %added, "This flow is new (or reshaped) since the checkpoint: it tracks records from the stored positions on; instances started before are not known to it.");
+    }
+}
+
 /// Restores the state, connects to Kafka and starts the worker thread.
 pub fn start(
     config: Config,
@@ -89,12 +113,14 @@ pub fn start_with(
     let restored_instances;
     let engine = match restored.snapshot {
         Some(snapshot) => {
-            let engine = Engine::restore(flows, engine_config, snapshot).map_err(|error| {
-                anyhow::anyhow!(
-                    "cannot restore the state in {}: {error}",
-                    config.state.dir.display()
-                )
-            })?;
+            let (engine, changes) = Engine::restore_with_changed_flows(flows, engine_config, snapshot)
+                .map_err(|error| {
+                    anyhow::anyhow!(
+                        "cannot restore the state in {}: {error}",
+                        config.state.dir.display()
+                    )
+                })?;
+            report_flow_changes(&changes, &metrics);
             restored_instances = engine.open_instances();
             engine
         }

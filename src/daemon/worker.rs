@@ -88,6 +88,10 @@ struct Run {
     last_gauges: Millis,
     /// The last catch-up progress line: when, and how many records were behind then.
     last_progress: (Millis, u64),
+    /// The highest wall-clock time seen: the daemon's "now" never moves back (see [`Worker::wall`]).
+    wall: Millis,
+    /// The wall clock is behind `wall` right now (logged once per episode).
+    clock_behind: bool,
 }
 
 impl Run {
@@ -134,7 +138,18 @@ impl Worker {
             fresh_from_time: HashSet::new(),
             last_gauges: Millis::MIN,
             last_progress: (Millis::MIN, 0),
+            wall: Millis::MIN,
+            clock_behind: false,
         };
+        // A restored clock is at most the wall clock less the lateness when it was saved: if
+        // the wall clock went back during the downtime, "now" starts where it was.
+        if self.tracker.engine().clock() > Millis::MIN {
+            run.wall = self
+                .tracker
+                .engine()
+                .clock()
+                .saturating_add(self.config.tracking.allowed_lateness);
+        }
         run.aligner.start_clock_at(self.tracker.engine().clock());
         self.status.restored.store(true, Ordering::Relaxed);
         self.status.store_writable.store(true, Ordering::Relaxed);
@@ -169,7 +184,8 @@ impl Worker {
                         .restored_positions
                         .get(&partition)
                         .is_some_and(|position| position.already_applied(offset));
-                    let decoded = (!applied).then(|| kafka::decode(&message, self.clock.now()));
+                    let wall = self.wall(run);
+                    let decoded = (!applied).then(|| kafka::decode(&message, wall));
                     drop(message);
                     self.ingest(run, partition, offset, decoded);
                 }
@@ -307,7 +323,7 @@ impl Worker {
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let wall = self.clock.now();
+        let wall = self.wall(run);
         match decoded {
             Decoded::Undecodable { detail, raw } => {
                 let before = self.tracker.engine().stats().clone();
@@ -328,17 +344,19 @@ impl Worker {
                     }
                 }
                 let time = self.tracker.engine().record_time(&record);
-                let skewed = time > wall.saturating_add(self.config.tracking.max_clock_skew);
-                let time = if skewed { wall } else { time };
-                run.aligner.read(
-                    &partition,
-                    offset,
-                    time,
-                    Held {
+                if time > wall.saturating_add(self.config.tracking.max_clock_skew) {
+                    let held = Held {
                         record,
-                        skewed_at: skewed.then_some(wall),
-                    },
-                );
+                        skewed_at: Some(wall),
+                    };
+                    run.aligner.read_skewed(&partition, offset, wall, held);
+                } else {
+                    let held = Held {
+                        record,
+                        skewed_at: None,
+                    };
+                    run.aligner.read(&partition, offset, time, held);
+                }
             }
         }
     }
@@ -423,9 +441,35 @@ impl Worker {
         self.status.watchdog_ok.store(healthy, Ordering::Relaxed);
     }
 
+    /// The wall-clock time the daemon goes by: the clock's, but never less than the highest
+    /// time it told before. When the system clock steps back (NTP, a VM resumed, `date -s`),
+    /// "now" stands still until the clock has caught up again, so records are not taken for
+    /// records from the future (`tracking.max_clock_skew`), and nothing the engine already saw
+    /// is re-timed into its past. The engine's clock never moves back in any case.
+    fn wall(&self, run: &mut Run) -> Millis {
+        let now = self.clock.now();
+        if now < run.wall {
+            if !run.clock_behind && run.wall - now > 1_000 {
+                tracing::warn!(
+                    behind_ms = run.wall - now,
+                    holding_at = %time::format_rfc3339(run.wall.max(0)),
+                    "The wall clock went back; flowwatch keeps its time where it was until the clock catches up."
+                );
+                run.clock_behind = true;
+            }
+            return run.wall;
+        }
+        if run.clock_behind {
+            tracing::info!("The wall clock caught up again.");
+            run.clock_behind = false;
+        }
+        run.wall = now;
+        now
+    }
+
     /// Releases what the clock has passed into the engine and moves the engine's clock.
     fn advance(&mut self, run: &mut Run) {
-        let wall = self.clock.now();
+        let wall = self.wall(run);
         let horizon = wall.saturating_sub(self.config.tracking.action_horizon);
         if horizon.saturating_sub(run.horizon_set) >= 1_000 || horizon < run.horizon_set {
             self.tracker

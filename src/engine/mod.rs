@@ -12,6 +12,7 @@ mod breach;
 pub mod correlate;
 pub mod history;
 pub mod instance;
+pub mod migrate;
 pub mod operator;
 mod orphans;
 pub mod query;

@@ -23,6 +23,15 @@ pub(super) struct OrphanGroup {
 }
 
 impl OrphanGroup {
+    /// Moves the group (and its held events) to another flow index: the same flow, loaded in
+    /// another position after a restart with other flows.
+    pub(super) fn renumber_flow(&mut self, flow: u16) {
+        self.flow = flow;
+        for event in &mut self.events {
+            event.flow = flow;
+        }
+    }
+
     /// How many events are held.
     pub(super) fn held(&self) -> usize {
         self.events.len()

@@ -33,21 +33,21 @@ type AliasEntries = Vec<(Box<str>, u32)>;
 #[derive(Serialize, Deserialize)]
 pub struct Snapshot {
     /// Each flow's name, event count and step count: indices in the state refer to them.
-    flows: Vec<(String, usize, usize)>,
-    clock: Millis,
-    action_horizon: Millis,
-    next_seq: u32,
-    instances: Vec<Option<Instance>>,
-    free_instances: Vec<u32>,
+    pub(super) flows: Vec<(String, usize, usize)>,
+    pub(super) clock: Millis,
+    pub(super) action_horizon: Millis,
+    pub(super) next_seq: u32,
+    pub(super) instances: Vec<Option<Instance>>,
+    pub(super) free_instances: Vec<u32>,
     /// Per flow, per alias: its table.
-    aliases: Vec<Vec<AliasEntries>>,
-    orphan_groups: Vec<Option<OrphanGroup>>,
-    free_orphan_groups: Vec<u32>,
-    stats: Stats,
-    open_instances: u64,
+    pub(super) aliases: Vec<Vec<AliasEntries>>,
+    pub(super) orphan_groups: Vec<Option<OrphanGroup>>,
+    pub(super) free_orphan_groups: Vec<u32>,
+    pub(super) stats: Stats,
+    pub(super) open_instances: u64,
 }
 
-fn shape(flows: &[Flow]) -> Vec<(String, usize, usize)> {
+pub(super) fn shape(flows: &[Flow]) -> Vec<(String, usize, usize)> {
     flows
         .iter()
         .map(|flow| {

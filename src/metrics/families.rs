@@ -47,6 +47,7 @@ pub(super) struct Families {
     pub published: IntCounterVec,
     pub publish_errors: IntCounterVec,
     pub dead_letters: IntCounterVec,
+    pub dropped_on_restore: IntCounterVec,
     pub checkpoint_duration: Histogram,
     pub checkpoint_size: IntGauge,
     pub checkpoints: IntCounterVec,
@@ -211,6 +212,12 @@ impl Families {
                 "flowwatch_dead_letters_total",
                 "Records dead-lettered, by source topic and reason.",
                 &["topic", "reason"],
+            ),
+            dropped_on_restore: counters(
+                r,
+                "flowwatch_dropped_on_restore_total",
+                "State dropped at start because its flow was removed or reshaped since the checkpoint, by flow and kind (open_instances, ended_instances, orphan_groups).",
+                &["flow", "kind"],
             ),
             checkpoint_duration: histogram(
                 r,

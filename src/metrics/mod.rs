@@ -259,6 +259,15 @@ impl Metrics {
         self.families.checkpoints.with_label_values(&["ok"]).inc();
     }
 
+    /// Counts state dropped at start because its flow was removed or reshaped (`kind`:
+    /// `open_instances`, `ended_instances` or `orphan_groups`).
+    pub fn count_dropped_on_restore(&self, flow: &str, kind: &str, count: u64) {
+        self.families
+            .dropped_on_restore
+            .with_label_values(&[flow, kind])
+            .inc_by(count);
+    }
+
     /// Counts one failed checkpoint.
     pub fn count_checkpoint_error(&self) {
         self.families

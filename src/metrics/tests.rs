@@ -95,6 +95,7 @@ pub(super) fn populated() -> Metrics {
     metrics.count_dead_letter("orders", "undecodable");
     metrics.observe_checkpoint(0.02, 4096);
     metrics.count_checkpoint_error();
+    metrics.count_dropped_on_restore("old-flow", "open_instances", 2);
     metrics.set_watchdog_healthy(true);
     metrics.set_ready(true);
     metrics.set_ready_check("store_writable", true);

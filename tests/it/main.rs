@@ -7,6 +7,7 @@ mod daemon;
 mod demo;
 mod kafka_support;
 mod diagram;
+mod faults;
 mod parse_never_panics;
 mod prometheus;
 mod replay;

@@ -197,3 +197,38 @@ fn without_partitions_the_clock_waits() {
     let mut aligner: Aligner<()> = Aligner::new(0, 100);
     assert_eq!(aligner.clock(1_000_000), Millis::MIN);
 }
+
+#[test]
+fn a_record_from_the_future_does_not_move_its_partition_ahead() {
+    // Partition 0 delivers a record stamped far in the future (held for wall-clock time 1000),
+    // then its backlog goes on at 20; partition 1 has read up to 50. The clock must stay below
+    // partition 0's backlog: the skewed record does not count as partition 0's position.
+    let mut aligner: Aligner<&str> = Aligner::new(0, 1_000);
+    aligner.assign(tp("t", 0), None);
+    aligner.assign(tp("t", 1), None);
+    aligner.read(&tp("t", 0), 0, 10, "p0 at 10");
+    aligner.read_skewed(&tp("t", 0), 1, 1_000, "p0 from the future");
+    aligner.read(&tp("t", 1), 0, 50, "p1 at 50");
+    let clock = aligner.clock(1_000);
+    assert_eq!(clock, 10, "partition 0's position is its believable time");
+    let mut released = Vec::new();
+    while let Some((.., record)) = aligner.pop_ready(clock) {
+        released.push(record);
+    }
+    assert!(released.is_empty(), "{released:?}");
+    aligner.read(&tp("t", 0), 2, 20, "p0 at 20");
+    let clock = aligner.clock(1_000);
+    assert_eq!(clock, 20);
+    while let Some((.., record)) = aligner.pop_ready(clock) {
+        released.push(record);
+    }
+    assert_eq!(released, ["p0 at 10"]);
+    for partition in 0..2 {
+        aligner.set_caught_up(&tp("t", partition), true);
+    }
+    let clock = aligner.clock(2_000);
+    while let Some((.., record)) = aligner.pop_ready(clock) {
+        released.push(record);
+    }
+    assert_eq!(released, ["p0 at 10", "p0 at 20", "p1 at 50", "p0 from the future"]);
+}

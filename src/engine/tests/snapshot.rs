@@ -112,3 +112,70 @@ fn a_snapshot_is_refused_by_an_engine_with_other_flows() {
         Ok(_) => panic!("a snapshot of other flows was restored"),
     }
 }
+
+/// Flow `t` under another name, reading other topics (it sees none of the script's records).
+fn other_flow() -> String {
+    ORDER
+        .replace("flow: t", "flow: u")
+        .replace("topic: ", "topic: other-")
+}
+
+/// Two orders and a held orphan before the restart (lines 0-4), more after it.
+const SCRIPT: &str = "
+    0 orders {\"type\":\"Placed\",\"id\":\"o-1\",\"eid\":\"e1\"}
+    1m orders {\"type\":\"Placed\",\"id\":\"o-2\",\"eid\":\"e2\"}
+    2m pay {\"type\":\"Charged\",\"pid\":\"p-9\",\"eid\":\"e3\"}
+    3m stock {\"type\":\"Reserved\",\"id\":\"o-1\",\"eid\":\"e4\"}
+    4m pay {\"type\":\"PayRequested\",\"id\":\"o-1\",\"pid\":\"p-1\",\"eid\":\"e5\"}
+    5m pay {\"type\":\"Charged\",\"pid\":\"p-1\",\"eid\":\"e6\"}
+    until 3h";
+const RESTART_AT: usize = 5;
+
+#[test]
+fn a_flow_carried_over_to_another_list_continues_as_if_nothing_changed() {
+    let config = EngineConfig::default();
+    let straight = run(&[ORDER], config.clone(), SCRIPT);
+    let mut engine = Engine::new(compile(&[ORDER]), config.clone());
+    let mut transcript = String::new();
+    for (number, line) in SCRIPT.lines().enumerate().take(RESTART_AT) {
+        feed(&mut engine, number, line, &mut transcript);
+    }
+    let snapshot: Snapshot = serde_json::from_str(&serde_json::to_string(&engine.snapshot()).unwrap()).unwrap();
+    let other = other_flow();
+    let (mut engine, changes) =
+        Engine::restore_with_changed_flows(compile(&[&other, ORDER]), config, snapshot).unwrap();
+    assert_eq!(changes.added, ["u"]);
+    assert!(changes.dropped.is_empty(), "{changes:?}");
+    for (number, line) in SCRIPT.lines().enumerate().skip(RESTART_AT) {
+        feed(&mut engine, number, line, &mut transcript);
+    }
+    assert_eq!(transcript, straight);
+}
+
+#[test]
+fn a_removed_flow_loses_its_instances_and_held_events_and_says_so() {
+    let config = EngineConfig::default();
+    let mut engine = Engine::new(compile(&[ORDER]), config.clone());
+    let mut transcript = String::new();
+    for (number, line) in SCRIPT.lines().enumerate().take(RESTART_AT) {
+        feed(&mut engine, number, line, &mut transcript);
+    }
+    assert_eq!(engine.open_instances(), 2);
+    let snapshot: Snapshot = serde_json::from_str(&serde_json::to_string(&engine.snapshot()).unwrap()).unwrap();
+    let other = other_flow();
+    let (mut engine, changes) = Engine::restore_with_changed_flows(compile(&[&other]), config, snapshot).unwrap();
+    assert_eq!(changes.added, ["u"]);
+    assert_eq!(
+        changes.dropped,
+        [crate::engine::migrate::DroppedFlow {
+            name: "t".to_string(),
+            open_instances: 2,
+            ended_instances: 0,
+            orphan_groups: 1,
+        }]
+    );
+    assert_eq!(engine.open_instances(), 0);
+    let mut outputs = Vec::new();
+    engine.handle(Input::ClockAdvanced(10 * 3_600_000), &mut outputs);
+    assert!(outputs.is_empty(), "no timer of a dropped instance fires: {outputs:?}");
+}

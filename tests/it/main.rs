@@ -5,11 +5,13 @@
 mod compose;
 mod daemon;
 mod demo;
+mod kafka_security;
 mod kafka_support;
 mod diagram;
 mod parse_never_panics;
 mod prometheus;
 mod replay;
+mod secrets;
 mod serve;
 mod simulate;
 mod store;

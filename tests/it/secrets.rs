@@ -82,9 +82,12 @@ fn config_print_and_check_show_no_secret() {
     assert_no_secret("config check", &checked);
 }
 
+/// Extra environment variables of a case.
+type Env = Vec<(&'static str, &'static str)>;
+
 #[test]
 fn invalid_configurations_name_the_key_but_never_show_a_secret() {
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<(&str, String, Env)> = vec![
         ("several invalid values", config_text("[tracking]\nretention = \"forever\"\n"), vec![]),
         ("a short token", config_text("").replace(TOKEN, SHORT_TOKEN), vec![]),
         ("a short token from the environment", config_text(""), vec![("FLOWWATCH__HTTP__OPERATOR_TOKEN", SHORT_TOKEN)]),

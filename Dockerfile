@@ -1,9 +1,10 @@
 # flowwatch container image: a release build on the Rust image, run on Debian slim as a
 # non-root user. librdkafka is built from source (rdkafka's cmake-build), hence cmake and a
-# C/C++ toolchain in the builder.
+# C/C++ toolchain in the builder; with TLS and SASL SCRAM against the distribution's OpenSSL
+# (libssl-dev to build, libssl3 at run time, updated with the base image).
 FROM rust:1.95-bookworm AS builder
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake make gcc g++ perl pkg-config \
+ && apt-get install -y --no-install-recommends cmake make gcc g++ perl pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -13,7 +14,7 @@ RUN cargo build --release --locked --bin flowwatch \
 FROM debian:bookworm-slim
 # curl only for the HEALTHCHECK (slim has no HTTP client; ~0.5 MB with its libraries).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/flowwatch --create-home flowwatch
 COPY --from=builder /usr/local/bin/flowwatch /usr/local/bin/flowwatch

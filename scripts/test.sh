@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says: build, unit and integration tests, clippy, the
 # shipped flows through `validate`, the conformance scenarios (when ../shared is beside the
-# checkout, as in CI), the benchmarks in quick mode so they never rot, the end-to-end test
-# against a real broker (scripts/e2e-tansu.sh), the kill -9 torture of the daemon
-# (scripts/torture.sh) and the page in a browser (scripts/browser-test.sh).
+# checkout, as in CI), the benchmarks in quick mode so they never rot, a short fuzzing run
+# (scripts/fuzz.sh --quick), the end-to-end test against a real broker (scripts/e2e-tansu.sh),
+# the kill -9 torture of the daemon (scripts/torture.sh) and the page in a browser
+# (scripts/browser-test.sh).
 # Usage: scripts/test.sh            (from anywhere inside the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,9 @@ bench/replay --quick
 bench/store --quick
 bench/live --quick
 bench/scale --quick
+
+step "fuzzing, quick mode (25 s per target; scripts/fuzz.sh for longer runs)"
+scripts/fuzz.sh --quick
 
 step "end-to-end against a real broker (tansu)"
 scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log

@@ -230,6 +230,21 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// The same problems with every occurrence of these secret values replaced.
+    fn redacted(mut self, secrets: &[String]) -> ConfigError {
+        for problem in &mut self.problems {
+            for secret in secrets {
+                if problem.message.contains(secret.as_str()) {
+                    problem.message = problem.message.replace(secret.as_str(), REDACTED);
+                }
+                if problem.key.contains(secret.as_str()) {
+                    problem.key = problem.key.replace(secret.as_str(), REDACTED);
+                }
+            }
+        }
+        self
+    }
+
     fn one(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             problems: vec![Problem {
@@ -334,11 +349,66 @@ pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Config
     let where_ = file
         .map(|path| path.display().to_string())
         .unwrap_or_else(|| "environment".to_string());
+    let secrets = secret_values(file, env);
     let raw: RawConfig = builder
         .build()
         .and_then(|built| built.try_deserialize())
-        .map_err(|error| ConfigError::one(where_, describe_config_error(&error)))?;
-    validate(raw, env)
+        .map_err(|error| {
+            ConfigError::one(where_, describe_config_error(&error)).redacted(&secrets)
+        })?;
+    validate(raw, env).map_err(|error| error.redacted(&secrets))
+}
+
+/// The text of a TOML value as written: a quoted string without its quotes (to the end of the
+/// line when unterminated), otherwise up to a separator or a comment.
+fn secret_literal(value: &str) -> &str {
+    let value = value.trim_start_matches(['[', ' ']);
+    match value.chars().next() {
+        Some(quote @ ('"' | '\'')) => {
+            let inner = &value[1..];
+            &inner[..inner.find(quote).unwrap_or(inner.len())]
+        }
+        _ => value[..value.find([',', '}', ']', '#']).unwrap_or(value.len())].trim(),
+    }
+}
+
+/// The values of secret keys in the file and the environment, as written, so that they can
+/// be cut out of error messages (a TOML syntax error quotes the offending line, a type error
+/// may quote the value). Found line by line, so a file that does not parse is covered too.
+fn secret_values(file: Option<&Path>, env: &HashMap<String, String>) -> Vec<String> {
+    let mut values = Vec::new();
+    let text = file
+        .and_then(|path| std::fs::read(path).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    for line in text.lines() {
+        // Every `name = value` on the line, inline tables included.
+        let mut rest = line;
+        while let Some(equals) = rest.find('=') {
+            let name = rest[..equals].rsplit(['{', ',']).next().unwrap_or_default();
+            let value = rest[equals + 1..].trim_start();
+            if is_secret(name.trim().trim_matches(['"', '\''])) {
+                values.push(value.trim_end().to_string());
+                values.push(secret_literal(value).to_string());
+            }
+            rest = &rest[equals + 1..];
+        }
+    }
+    for (name, value) in env {
+        let secret = match name.strip_prefix(ENV_KAFKA_PROPERTY_PREFIX) {
+            Some(suffix) => is_secret(&kafka_property_from_env(suffix)),
+            None => name.starts_with(ENV_PREFIX) && is_secret(name),
+        };
+        if secret {
+            values.push(value.clone());
+        }
+    }
+    // Longest first, so that a value is cut whole before any shorter value inside it; very
+    // short values are left alone (cutting them would garble the message, not hide a secret).
+    values.retain(|value| value.chars().count() >= 4);
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    values.dedup();
+    values
 }
 
 /// Turns the `config` crate's error into a sentence that says what to fix.

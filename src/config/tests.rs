@@ -130,3 +130,45 @@ fn kafka_property_names_follow_the_confluent_convention() {
     assert_eq!(kafka_property_from_env("SSL_KEYSTORE__TYPE"), "ssl.keystore_type");
     assert_eq!(kafka_property_from_env("A___B"), "a-b");
 }
+
+#[test]
+fn errors_never_quote_a_secret() {
+    let cases = [
+        // A TOML syntax error quotes the offending line.
+        "[http]\noperator_token = \"0123456789abcdef-unterminated\n",
+        "[kafka.properties]\n\"sasl.password\" = hunter2-bare-word\n",
+        // An inline table with a syntax error after the secret.
+        "[kafka]\nbrokers = \"a:1\"\nproperties = { \"ssl.key.password\" = 'hunter2-in-inline', x = }\n",
+        // The wrong type.
+        "[kafka.properties]\n\"sasl.password\" = [\"hunter2-in-array\"]\n",
+        "[http]\noperator_token = { value = \"hunter2-in-table\" }\n",
+    ];
+    for text in cases {
+        let (_dir, path) = write(text);
+        let error = load(Some(&path), &HashMap::new()).unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(!error.contains("0123456789abcdef"), "{error}");
+    }
+    // Values from the environment, with a problem elsewhere.
+    let error = load(
+        None,
+        &env(&[
+            ("FLOWWATCH__HTTP__OPERATOR_TOKEN", "short-hunter2"),
+            ("FLOWWATCH_KAFKA_PROPERTY_SASL_PASSWORD", "hunter2-env"),
+            ("FLOWWATCH__TRACKING__RETENTION", "hunter2-env"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("http.operator_token"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[test]
+fn secret_literals_are_read_as_written() {
+    assert_eq!(secret_literal("\"abc\" # note"), "abc");
+    assert_eq!(secret_literal("'a\"b'"), "a\"b");
+    assert_eq!(secret_literal("\"unterminated"), "unterminated");
+    assert_eq!(secret_literal("bare, x = 1 }"), "bare");
+    assert_eq!(secret_literal("[\"in-array\"]"), "in-array");
+}

@@ -128,8 +128,45 @@ fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// The consumer.
 pub type FlowConsumer = BaseConsumer<ConsumerHooks>;
 
-/// Builds the consumer: pass-through properties first, then the ones the daemon owns.
+/// Builds the consumer from [`consumer_config`].
 pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsumer> {
+    consumer_config(config)
+        .create_with_context(ConsumerHooks { shared })
+        .map_err(|error| redacted(config, error))
+}
+
+/// librdkafka's refusal of a property quotes its value (`Invalid value "..."`, or the value
+/// after the name when a property is not supported by this build): secret values are cut.
+fn redacted(config: &Config, error: KafkaError) -> KafkaError {
+    let secrets: Vec<&str> = config
+        .kafka
+        .properties
+        .iter()
+        .filter(|(name, value)| crate::config::is_secret(name) && !value.is_empty())
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let cut = |text: String| {
+        secrets
+            .iter()
+            .fold(text, |text, secret| text.replace(secret, "<redacted>"))
+    };
+    match error {
+        KafkaError::ClientConfig(code, description, name, value) => {
+            let value = if crate::config::is_secret(&name) {
+                "<redacted>".to_string()
+            } else {
+                cut(value)
+            };
+            KafkaError::ClientConfig(code, cut(description), name, value)
+        }
+        KafkaError::ClientCreation(message) => KafkaError::ClientCreation(cut(message)),
+        other => other,
+    }
+}
+
+/// The consumer's librdkafka properties: defaults, then the pass-through properties (TLS,
+/// SASL, timeouts...), then the ones the daemon owns.
+pub fn consumer_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("fetch.queue.backoff.ms", "10");
     client.set("fetch.wait.max.ms", "100");
@@ -150,7 +187,7 @@ pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsume
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("isolation.level", "read_committed");
     client.set_log_level(RDKafkaLogLevel::Warning);
-    client.create_with_context(ConsumerHooks { shared })
+    client
 }
 
 /// A delivery report: the outbox sequence number and the outcome.
@@ -191,6 +228,17 @@ pub type OutboxProducer = ThreadedProducer<ProducerHooks>;
 /// Builds the idempotent producer (acks=all) and the channel its delivery reports arrive on.
 pub fn producer(config: &Config) -> KafkaResult<(OutboxProducer, mpsc::Receiver<Delivery>)> {
     let (sender, receiver) = mpsc::channel();
+    let producer = producer_config(config)
+        .create_with_context(ProducerHooks {
+            deliveries: Mutex::new(sender),
+        })
+        .map_err(|error| redacted(config, error))?;
+    Ok((producer, receiver))
+}
+
+/// The producer's librdkafka properties: defaults, the pass-through properties, then
+/// idempotence and acks=all, which the daemon owns.
+pub fn producer_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("linger.ms", "5");
     for (name, value) in &config.kafka.properties {
@@ -201,10 +249,7 @@ pub fn producer(config: &Config) -> KafkaResult<(OutboxProducer, mpsc::Receiver<
         .set("enable.idempotence", "true")
         .set("acks", "all");
     client.set_log_level(RDKafkaLogLevel::Warning);
-    let producer = client.create_with_context(ProducerHooks {
-        deliveries: Mutex::new(sender),
-    })?;
-    Ok((producer, receiver))
+    client
 }
 
 /// Hands one outbox entry to the producer. `Err(true)` when its queue is full (try later).

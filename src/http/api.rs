@@ -19,8 +19,20 @@ use serde_json::value::RawValue;
 /// Page size when `limit` is not given.
 const DEFAULT_LIMIT: usize = 100;
 
+/// Longest piece of a request that an error message quotes back.
+const MAX_QUOTED: usize = 120;
+
+/// Request text as an error message quotes it: in quotes, escaped, cut at [`MAX_QUOTED`]
+/// characters so that a 60 KB parameter is not sent back.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+    }
+}
+
 fn unknown_flow(flow: &str) -> ApiError {
-    ApiError::NotFound(format!("no flow named {flow:?}"))
+    ApiError::NotFound(format!("no flow named {}", quoted(flow)))
 }
 
 /// Checks `limit` (1 to 1000).
@@ -119,14 +131,16 @@ pub async fn instances(
         None | Some("") => None,
         Some(text) => Some(InstanceState::parse(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "state must be open, completed, failed, breached or stuck, not {text:?}"
+                "state must be open, completed, failed, breached or stuck, not {}",
+                quoted(text)
             ))
         })?),
     };
     if let Some(cursor) = query.cursor.as_deref().filter(|cursor| !cursor.is_empty()) {
         if !is_cursor(cursor) {
             return Err(ApiError::BadRequest(format!(
-                "cursor {cursor:?} is not a next_cursor this API gave; omit it for the first page"
+                "cursor {} is not a next_cursor this API gave; omit it for the first page",
+                quoted(cursor)
             )));
         }
     }
@@ -175,7 +189,8 @@ pub async fn instance(
         Ok(detail) => Ok(Json(detail.into())),
         Err(false) => Err(unknown_flow(&flow)),
         Err(true) => Err(ApiError::NotFound(format!(
-            "flow {flow} has no instance with key {key:?} (never started, or past retention)"
+            "flow {flow} has no instance with key {} (never started, or past retention)",
+            quoted(&key)
         ))),
     }
 }

@@ -289,6 +289,8 @@ async fn bad_filters_and_limits_are_refused() {
         "limit=0",
         "limit=1001",
         "limit=many",
+        "limit=-1",
+        "limit=18446744073709551616",
         "cursor=garbage",
     ] {
         let reply = get(
@@ -303,8 +305,15 @@ async fn bad_filters_and_limits_are_refused() {
             reply.text
         );
     }
-    let reply = get(&state, "/api/v1/signals?limit=5000").await;
+    for query in ["limit=5000", "limit=99999999999999999999"] {
+        let reply = get(&state, &format!("/api/v1/signals?{query}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // A huge cursor (near the 64 KiB the http crate allows in a URI) is refused, not echoed.
+    let cursor = "A".repeat(60_000);
+    let reply = get(&state, &format!("/api/v1/flows/order-fulfillment/instances?cursor={cursor}")).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.text.len() < 1_000, "the error does not echo the cursor");
 }
 
 #[tokio::test]
@@ -374,10 +383,16 @@ async fn mutations_need_a_configured_token() {
         "{error}"
     );
     let state = state();
+    // Near misses too: the constant-time comparison must not accept a prefix or an extension.
+    let last_changed = format!("{}{}", &TOKEN[..TOKEN.len() - 1], if TOKEN.ends_with('x') { 'y' } else { 'x' });
+    let extended = format!("{TOKEN}0");
     for (token, why) in [
         (None, "missing"),
         (Some("wrong"), "wrong"),
         (Some(""), "empty"),
+        (Some(&TOKEN[..TOKEN.len() - 1]), "a prefix"),
+        (Some(last_changed.as_str()), "the last character changed"),
+        (Some(extended.as_str()), "one character more"),
     ] {
         for action in ["retry", "resolve", "cancel"] {
             let uri = format!("/api/v1/flows/order-fulfillment/instances/{key}/{action}");
@@ -385,6 +400,16 @@ async fn mutations_need_a_configured_token() {
             assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{action} {why}");
             assert!(!reply.text.contains(TOKEN), "the token never appears");
         }
+    }
+    // Another scheme or the token without `Bearer ` is refused as well.
+    for header in [format!("Basic {TOKEN}"), TOKEN.to_string(), format!("bearer{TOKEN}")] {
+        let request = Request::post(format!("/api/v1/flows/order-fulfillment/instances/{key}/cancel"))
+            .header("content-type", "application/json")
+            .header("authorization", header.as_str())
+            .body(Body::from("{}"))
+            .unwrap();
+        let reply = send(&state, request).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{header}");
     }
     let still_open = get(
         &state,

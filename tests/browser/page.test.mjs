@@ -25,6 +25,9 @@ const TIMEOUT = 15000;
 const H_SCRIPT = "<script>alert('xss-script')</script>";
 const H_IMG = "<img src=x onerror=alert('xss-img')>";
 const H_BREAK = "</pre></td></tr></table><script>alert('xss-break')</script>";
+// Quotes that try to leave an attribute (a business key), and a javascript: link (a note).
+const H_ATTR = "ord-9003\" data-x='y'><svg onload=alert('xss-attr')>";
+const H_LINK = "\"'><a href=\"javascript:alert('xss-quote')\">click</a>";
 
 let passed = 0;
 let failed = 0;
@@ -101,6 +104,8 @@ async function injected(page) {
     images: document.querySelectorAll("img").length,
     scripts: [...document.querySelectorAll("script")].map((s) => s.getAttribute("src")),
     handlers: [...document.querySelectorAll("*")].filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name))).length,
+    brokenOut: document.querySelectorAll("[data-x]").length,
+    scriptLinks: [...document.querySelectorAll("a[href]")].filter((a) => /^\s*javascript:/i.test(a.getAttribute("href"))).length,
     xss: window.__xss || null,
   }));
 }
@@ -109,6 +114,8 @@ function assertNothingInjected(found) {
   assert.equal(found.images, 0, "no <img> element may appear (the page has none of its own)");
   assert.deepEqual(found.scripts, ["/assets/dom.js", "/assets/diagram.js", "/assets/app.js"], "only the page's own scripts");
   assert.equal(found.handlers, 0, "no inline event handler attribute");
+  assert.equal(found.brokenOut, 0, "no attribute written by a payload's quotes");
+  assert.equal(found.scriptLinks, 0, "no javascript: link");
 }
 
 async function main() {
@@ -254,6 +261,18 @@ async function main() {
         await page.waitForSelector("#instance");
         assert.equal(await page.getAttribute("#instance", "data-key"), H_IMG);
         assert.ok((await page.textContent("#instance h1")).includes(H_IMG));
+        assertNothingInjected(await injected(page));
+      });
+
+      await check("quotes in a business key and a payload stay inside their text", async () => {
+        await go(page, "#/flows/order-fulfillment/instances/" + encodeURIComponent(H_ATTR));
+        await page.waitForSelector("#instance");
+        assert.equal(await page.getAttribute("#instance", "data-key"), H_ATTR);
+        assert.ok((await page.textContent("#instance h1")).includes(H_ATTR), "the key is the heading's text");
+        const payloads = (await page.$$eval("pre.payload", (pres) => pres.map((pre) => pre.textContent))).join("\n");
+        assert.ok(payloads.includes(JSON.stringify(H_LINK).slice(1, -1)), "the note is shown literally");
+        assertNothingInjected(await injected(page));
+        await go(page, "#/");
         assertNothingInjected(await injected(page));
       });
 

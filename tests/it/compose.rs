@@ -129,8 +129,24 @@ fn created_topics_cover_the_flows_and_outputs() {
 #[test]
 fn dockerfile_runs_as_non_root_with_a_livez_healthcheck() {
     let text = std::fs::read_to_string(repo().join("Dockerfile")).expect("read Dockerfile");
-    let user = text.lines().find_map(|l| l.strip_prefix("USER ")).expect("USER line");
-    assert!(!matches!(user.trim(), "root" | "0"), "USER {user}");
+    // The final stage (after the last FROM) switches to a user whose uid is not 0.
+    let final_stage = &text[text.rfind("\nFROM ").expect("FROM line")..];
+    let user = final_stage.lines().find_map(|l| l.strip_prefix("USER ")).expect("USER line in the final stage");
+    let user = user.trim();
+    assert!(!matches!(user, "root" | "0"), "USER {user}");
+    let uid: u32 = match user.parse() {
+        Ok(uid) => uid,
+        Err(_) => {
+            let useradd = final_stage
+                .lines()
+                .find(|l| l.contains("useradd") && l.split_whitespace().last() == Some(user))
+                .unwrap_or_else(|| panic!("USER {user} is created with useradd in the final stage"));
+            let words: Vec<&str> = useradd.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "--uid").expect("useradd --uid");
+            words[at + 1].parse().expect("a numeric uid")
+        }
+    };
+    assert_ne!(uid, 0, "USER {user} has uid 0");
     assert!(text.contains("HEALTHCHECK") && text.contains("/livez"));
     assert!(text.contains("--release --locked"));
     assert!(text.contains(r#"ENTRYPOINT ["flowwatch"]"#));

@@ -5,12 +5,14 @@
 mod compose;
 mod daemon;
 mod demo;
+mod kafka_security;
 mod kafka_support;
 mod diagram;
 mod faults;
 mod parse_never_panics;
 mod prometheus;
 mod replay;
+mod secrets;
 mod serve;
 mod simulate;
 mod store;

@@ -9,28 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-fn sorted(mut lines: Vec<String>) -> Vec<String> {
-    lines.sort();
-    lines
-}
-
-/// Asserts two sorted signal lists are equal, showing only the differences.
-#[track_caller]
-fn assert_same_signals(published: &[String], expected: &[String]) {
-    let missing: Vec<&String> = expected.iter().filter(|line| !published.contains(line)).collect();
-    let extra: Vec<&String> = published.iter().filter(|line| !expected.contains(line)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && published.len() == expected.len(),
-        "published {} signals, expected {}\nmissing ({}):\n{}\nextra ({}):\n{}",
-        published.len(),
-        expected.len(),
-        missing.len(),
-        missing.iter().take(8).map(|line| line.as_str()).collect::<Vec<_>>().join("\n"),
-        extra.len(),
-        extra.iter().take(8).map(|line| line.as_str()).collect::<Vec<_>>().join("\n"),
-    );
-}
-
 fn as_text(payloads: Vec<Vec<u8>>) -> Vec<String> {
     payloads
         .into_iter()

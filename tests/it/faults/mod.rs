@@ -73,29 +73,6 @@ pub fn distinct_signals(payloads: Vec<Vec<u8>>) -> Vec<String> {
     lines
 }
 
-/// Asserts two sorted signal lists are equal, showing only the differences.
-#[track_caller]
-pub fn assert_same_signals(published: &[String], expected: &[String]) {
-    let missing: Vec<&String> = expected.iter().filter(|line| published.binary_search(line).is_err()).collect();
-    let extra: Vec<&String> = published.iter().filter(|line| expected.binary_search(line).is_err()).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && published.len() == expected.len(),
-        "published {} signals, expected {}\nmissing ({}):\n{}\nextra ({}):\n{}",
-        published.len(),
-        expected.len(),
-        missing.len(),
-        missing.iter().take(8).map(|line| line.as_str()).collect::<Vec<_>>().join("\n"),
-        extra.len(),
-        extra.iter().take(8).map(|line| line.as_str()).collect::<Vec<_>>().join("\n"),
-    );
-}
-
-/// Sorts a list of signals (replay output) for [`assert_same_signals`].
-pub fn sorted(mut lines: Vec<String>) -> Vec<String> {
-    lines.sort();
-    lines
-}
-
 /// The offsets the group has committed to Kafka for the flows' partitions.
 pub fn committed(brokers: &str, group: &str) -> Vec<(String, i32, Option<i64>)> {
     let consumer: BaseConsumer = ClientConfig::new()

@@ -565,7 +565,11 @@ impl Engine {
         let flow = usize::from(instance.flow);
         for (alias, value) in &occurrence.links {
             let value: Box<str> = Box::from(&**value);
-            self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
+            let previous = self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
+            if let Some(previous) = previous.filter(|&previous| previous != slot) {
+                // The alias moved away: the instance it pointed at no longer owns it.
+                self.instance_changed(previous);
+            }
             instance.remember_alias(*alias, &value);
             if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(&value) {
                 self.pending_releases
@@ -586,6 +590,7 @@ impl Engine {
         self.timers
             .reschedule(&mut timer, next, super::timers::TimerTarget::Instance(slot));
         self.instances[slot as usize] = Some(instance);
+        self.instance_changed(slot);
     }
 
     /// The instance's entry in the timer queue (its earliest armed deadline).

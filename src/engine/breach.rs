@@ -284,5 +284,6 @@ impl Engine {
             }
         }
         self.free_instances.push(slot);
+        self.instance_changed(slot);
     }
 }

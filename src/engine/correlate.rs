@@ -37,10 +37,11 @@ pub struct Occurrence<'r> {
     pub links: Vec<(u16, Cow<'r, str>)>,
     pub origin: Origin,
     /// Its time lay too far in the future and was replaced by the wall-clock time (live only).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Fields are never skipped when serialising: checkpoints are not self-describing.
+    #[serde(default)]
     pub skewed: bool,
     /// The whole record value as compact JSON, for the audit trail (only when it is on).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub raw: Option<Box<str>>,
 }
 

@@ -262,16 +262,13 @@ pub struct Extras {
     pub action_runs: Vec<(u16, u16, u32)>,
     /// Aliases this instance registered (to unregister them when it is purged).
     pub aliases: Vec<(u16, Box<str>)>,
-    /// The audit trail, oldest first (only with `EngineConfig::history_limit` > 0).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The audit trail, oldest first (only with `EngineConfig::history_limit` > 0). Fields are
+    /// never skipped when serialising: checkpoints use a format that is not self-describing.
+    #[serde(default)]
     pub history: Vec<super::history::HistoryEntry>,
     /// History entries dropped to keep within the limit.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub history_dropped: u32,
-}
-
-fn is_zero(count: &u32) -> bool {
-    *count == 0
 }
 
 /// One process instance.

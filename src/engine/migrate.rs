@@ -131,7 +131,9 @@ impl Engine {
             })
             .collect();
         snapshot.flows = loaded;
-        let engine = Engine::restore(flows, config, snapshot)?;
+        let mut engine = Engine::restore(flows, config, snapshot)?;
+        // Flow indices moved and slots were freed: the next checkpoint rewrites every slot.
+        engine.mark_all_changed();
         Ok((engine, changes))
     }
 }

@@ -9,12 +9,14 @@
 
 mod apply;
 mod breach;
+pub mod changes;
 pub mod correlate;
 pub mod history;
 pub mod instance;
 pub mod migrate;
 pub mod operator;
 mod orphans;
+pub mod parts;
 pub mod query;
 mod renumber;
 pub mod signal;
@@ -225,6 +227,8 @@ pub struct Engine {
     timers: Timers,
     stats: Stats,
     open_instances: u64,
+    /// Slots changed since the last checkpoint took them.
+    changes: changes::Changes,
 }
 
 impl Engine {
@@ -259,6 +263,7 @@ impl Engine {
             timers: Timers::default(),
             stats: Stats::default(),
             open_instances: 0,
+            changes: changes::Changes::default(),
         }
     }
 

@@ -56,6 +56,7 @@ impl Engine {
         if let Some(&slot) = self.orphan_index[flow][usize::from(route)].get(&*occurrence.key) {
             if let Some(group) = self.orphan_groups[slot as usize].as_mut() {
                 group.events.push(occurrence.into_owned());
+                self.orphans_changed(slot);
                 return;
             }
         }
@@ -83,6 +84,7 @@ impl Engine {
         self.timers
             .reschedule(&mut group.timer, Some(due), TimerTarget::Orphans(slot));
         self.orphan_groups[slot as usize] = Some(group);
+        self.orphans_changed(slot);
         self.orphan_index[flow][usize::from(route)].insert(value, slot);
     }
 
@@ -106,6 +108,7 @@ impl Engine {
         self.timers
             .reschedule(&mut group.timer, None, TimerTarget::Orphans(group_slot));
         self.free_orphan_groups.push(group_slot);
+        self.orphans_changed(group_slot);
         self.stats.orphans_held -= group.events.len() as u64;
         for occurrence in group.events {
             self.apply_event(slot, occurrence, out);
@@ -118,6 +121,7 @@ impl Engine {
             return;
         };
         self.free_orphan_groups.push(group_slot);
+        self.orphans_changed(group_slot);
         let flow = usize::from(group.flow);
         self.orphan_index[flow][usize::from(group.route)].remove(&group.value);
         let held = group.events.len() as u32;

@@ -52,6 +52,7 @@ impl Engine {
                     if let Some(group) = self.orphan_groups[slot as usize].as_mut() {
                         group.timer = group.timer.map(|(due, _)| (due, seq));
                     }
+                    self.orphans_changed(slot);
                 }
             }
         }
@@ -59,6 +60,7 @@ impl Engine {
     }
 
     fn instance_mut(&mut self, slot: u32) -> &mut super::instance::Instance {
+        self.instance_changed(slot);
         // Invariant: places were collected from occupied slots and nothing was removed since.
         self.instances[slot as usize]
             .as_mut()

@@ -26,7 +26,8 @@ pub enum SnapshotError {
     Inconsistent(String),
 }
 
-/// One alias table: (value, instance slot), sorted by value.
+/// One alias table: (value, instance slot); sorted by value in [`Engine::snapshot`], in slot
+/// order when assembled from checkpoint parts.
 type AliasEntries = Vec<(Box<str>, u32)>;
 
 /// The engine's state (see the module documentation).

@@ -18,6 +18,7 @@ mod correlation;
 mod lateness;
 mod lifecycle;
 mod operator;
+pub(super) mod parts;
 mod query;
 mod snapshot;
 

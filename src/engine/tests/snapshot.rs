@@ -2,10 +2,12 @@
 //! the original, and a snapshot is refused by an engine with other flows.
 
 use super::*;
+use super::parts::{state, PartStore};
 use crate::engine::snapshot::{Snapshot, SnapshotError};
 
 /// Runs the script once straight through, and once split at every line with a snapshot
-/// written to JSON and restored in between; every transcript must be the same.
+/// written to JSON and restored in between, and once more restored from incremental checkpoint
+/// parts (taken after every third line and at the split); every transcript must be the same.
 #[track_caller]
 fn check_resumable(flows: &[&str], config: EngineConfig, script: &str) {
     let full = run(flows, config.clone(), script);
@@ -14,9 +16,20 @@ fn check_resumable(flows: &[&str], config: EngineConfig, script: &str) {
     for split in 0..=lines.len() {
         let mut first = Engine::new(compile(flows), config.clone());
         let mut transcript = String::new();
+        let mut parts = PartStore::default();
         for (number, line) in lines.iter().enumerate().take(split) {
             feed(&mut first, number, line, &mut transcript);
+            if (number + split) % 3 == 0 {
+                parts.checkpoint(&mut first);
+            }
         }
+        parts.checkpoint(&mut first);
+        let mut third = Engine::restore(compile(flows), config.clone(), parts.snapshot().unwrap()).unwrap();
+        let mut third_transcript = transcript.clone();
+        for (number, line) in lines.iter().enumerate().skip(split) {
+            feed(&mut third, number, line, &mut third_transcript);
+        }
+        assert_eq!(third_transcript, full, "resumed from checkpoint parts after line {split}");
         let saved = serde_json::to_string(&first.snapshot()).unwrap();
         assert_eq!(
             saved,
@@ -31,6 +44,7 @@ fn check_resumable(flows: &[&str], config: EngineConfig, script: &str) {
         assert_eq!(transcript, full, "resumed after line {split}");
         let straight = run_engine(flows, config.clone(), script);
         assert_eq!(second.stats(), straight.stats());
+        assert_eq!(state(&third), state(&straight), "the state restored from parts at line {split}");
         assert_eq!(
             serde_json::to_string(&second.snapshot()).unwrap(),
             serde_json::to_string(&straight.snapshot()).unwrap(),

@@ -2,18 +2,24 @@
 //! the store in one atomic, durable batch (and read back at start).
 //!
 //! Kafka holds the input durably, so the daemon does not write every record's effect: it
-//! checkpoints every `state.checkpoint_interval` (at least 4 × the last checkpoint's duration
-//! apart: see the worker) and at shutdown (NOTES.md, "Store write cost"). After a crash the last checkpoint is restored and reading resumes from its
+//! checkpoints every `state.checkpoint_interval` (at least `CHECKPOINT_SPACING` × the last
+//! checkpoint's duration apart: see the worker) and at shutdown (NOTES.md, "Store write
+//! cost"). After a crash the last checkpoint is restored and reading resumes from its
 //! positions; the engine is deterministic, so the records read again produce the same signals
 //! with the same ids, and the outbox of the checkpoint is sent again. Nothing is lost, and what
 //! is published twice carries the same CloudEvents id.
 //!
-//! Keys are laid out so that state can later be sharded by input partition:
-//! `meta/checkpoint`, `engine/NNNNNNNN` (snapshot chunks), `offsets/TOPIC/PARTITION`,
-//! `outbox/SEQ`.
+//! Checkpoints are incremental: the engine marks the instance and orphan-group slots that
+//! changed ([`crate::engine::changes`]), and a checkpoint writes only their parts (postcard,
+//! [`crate::engine::parts`]), deletes the parts of slots freed since, and rewrites the small
+//! globals part; its cost follows what changed, not the size of the state. Keys are laid out
+//! so that state can later be sharded by input partition: `meta/checkpoint` (JSON: version,
+//! flows, times), `engine/globals`, `engine/i/SLOT` (instances), `engine/o/SLOT` (orphan
+//! groups), `offsets/TOPIC/PARTITION`, `outbox/SEQ`.
 
 use super::align::{ResumePosition, TopicPartition};
 use super::outbox::{OutRecord, Outbox};
+use crate::engine::parts::SnapshotParts;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::Engine;
 use crate::store::{Batch, Store, StoreError};
@@ -22,12 +28,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 const META: &[u8] = b"meta/checkpoint";
-const ENGINE_PREFIX: &str = "engine/";
+const GLOBALS: &[u8] = b"engine/globals";
+const INSTANCE_PREFIX: &str = "engine/i/";
+const ORPHANS_PREFIX: &str = "engine/o/";
 const OFFSETS_PREFIX: &str = "offsets/";
 const OUTBOX_PREFIX: &str = "outbox/";
-/// Snapshot bytes per store value.
-const CHUNK: usize = 4 << 20;
-const VERSION: u32 = 1;
+/// 1: the whole state as JSON chunks; 2: incremental postcard parts.
+const VERSION: u32 = 2;
 
 /// Why a checkpoint cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +48,7 @@ pub enum CheckpointError {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
     version: u32,
-    chunks: u32,
-    /// The flows it was taken with (the snapshot checks their shape too).
+    /// The flows it was taken with (the globals part holds their shape too).
     flows: Vec<String>,
     engine_clock: Millis,
     written_at: Millis,
@@ -65,6 +71,39 @@ fn corrupt(what: impl Into<String>, detail: impl ToString) -> CheckpointError {
     }
 }
 
+fn slot_key(prefix: &str, slot: u32) -> Vec<u8> {
+    format!("{prefix}{slot:010}").into_bytes()
+}
+
+/// Reads every part under `prefix` into `add` (slot, bytes); the first problem wins.
+fn scan_parts(
+    store: &dyn Store,
+    prefix: &str,
+    add: &mut dyn FnMut(u32, &[u8]) -> Result<(), crate::engine::parts::PartError>,
+) -> Result<(), CheckpointError> {
+    let mut problem = None;
+    store.scan_prefix(prefix.as_bytes(), &mut |key, value| {
+        if problem.is_some() {
+            return Ok(());
+        }
+        let slot = std::str::from_utf8(key)
+            .ok()
+            .and_then(|key| key.strip_prefix(prefix))
+            .and_then(|slot| slot.parse::<u32>().ok());
+        let name = || String::from_utf8_lossy(key).into_owned();
+        match slot {
+            Some(slot) => {
+                if let Err(error) = add(slot, value) {
+                    problem = Some(corrupt(name(), error));
+                }
+            }
+            None => problem = Some(corrupt(name(), "bad key")),
+        }
+        Ok(())
+    })?;
+    problem.map_or(Ok(()), Err)
+}
+
 /// Reads the last checkpoint (an empty store gives an empty [`Restored`]).
 pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
     let Some(meta) = store.get(META)? else {
@@ -74,16 +113,13 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
     if meta.version != VERSION {
         return Err(corrupt("meta/checkpoint", format!("version {} (this build reads {VERSION})", meta.version)));
     }
-    let mut bytes = Vec::new();
-    for index in 0..meta.chunks {
-        let key = format!("{ENGINE_PREFIX}{index:08}");
-        let chunk = store
-            .get(key.as_bytes())?
-            .ok_or_else(|| corrupt(key.clone(), "missing"))?;
-        bytes.extend_from_slice(&chunk);
-    }
-    let snapshot: Snapshot =
-        serde_json::from_slice(&bytes).map_err(|error| corrupt("engine snapshot", error))?;
+    let globals = store
+        .get(GLOBALS)?
+        .ok_or_else(|| corrupt("engine/globals", "missing"))?;
+    let mut parts = SnapshotParts::default();
+    scan_parts(store, INSTANCE_PREFIX, &mut |slot, bytes| parts.add_instance(slot, bytes))?;
+    scan_parts(store, ORPHANS_PREFIX, &mut |slot, bytes| parts.add_orphan_group(slot, bytes))?;
+    let snapshot = parts.finish(&globals).map_err(|error| corrupt("engine state", error))?;
     let mut restored = Restored {
         snapshot: Some(snapshot),
         flows: meta.flows,
@@ -125,87 +161,84 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
 /// Figures of one checkpoint, for logs and metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Written {
+    /// Bytes of engine state written (changed parts and the globals).
     pub bytes: usize,
+    /// Instance and orphan-group parts written.
+    pub parts_written: usize,
+    /// Parts of freed slots deleted.
+    pub parts_deleted: usize,
     pub outbox_added: usize,
     pub outbox_removed: usize,
 }
 
-/// Writes checkpoints; remembers how many snapshot chunks the previous one used.
-#[derive(Default)]
-pub struct Checkpointer {
-    chunks: Option<u32>,
-}
-
-impl Checkpointer {
-    /// Writes one checkpoint atomically and durably. On error nothing of it counts as written
-    /// (the outbox changes stay pending for the next attempt).
-    pub fn write(
-        &mut self,
-        store: &mut dyn Store,
-        engine: &Engine,
-        positions: &[(TopicPartition, ResumePosition)],
-        outbox: &mut Outbox,
-        now: Millis,
-    ) -> Result<Written, StoreError> {
-        let snapshot = serde_json::to_vec(&engine.snapshot()).unwrap_or_default();
-        let mut batch = Batch::default();
-        let chunks: Vec<&[u8]> = if snapshot.is_empty() {
-            vec![&[][..]]
-        } else {
-            snapshot.chunks(CHUNK).collect()
-        };
-        for (index, chunk) in chunks.iter().enumerate() {
-            batch.put(format!("{ENGINE_PREFIX}{index:08}").into_bytes(), chunk.to_vec());
-        }
-        let count = chunks.len() as u32;
-        let previous = match self.chunks {
-            Some(previous) => previous,
-            None => {
-                // First checkpoint of this run: find out what the store holds.
-                let mut found = 0u32;
-                store.scan_prefix(ENGINE_PREFIX.as_bytes(), &mut |_, _| {
-                    found += 1;
-                    Ok(())
-                })?;
-                found
+/// Writes one checkpoint atomically and durably: what changed in the engine since the last
+/// one, the positions and the outbox changes. On error nothing of it counts as written (the
+/// engine's changes and the outbox changes stay pending for the next attempt).
+pub fn write(
+    store: &mut dyn Store,
+    engine: &mut Engine,
+    positions: &[(TopicPartition, ResumePosition)],
+    outbox: &mut Outbox,
+    now: Millis,
+) -> Result<Written, StoreError> {
+    let changes = engine.take_changes();
+    let mut batch = Batch::default();
+    let mut written = Written::default();
+    for (prefix, slots, encode) in [
+        (INSTANCE_PREFIX, &changes.instances, Engine::encode_instance as fn(&Engine, u32) -> _),
+        (ORPHANS_PREFIX, &changes.orphan_groups, Engine::encode_orphan_group),
+    ] {
+        for slot in slots.iter() {
+            match encode(engine, slot) {
+                Some(part) => {
+                    written.bytes += part.len();
+                    written.parts_written += 1;
+                    batch.put(slot_key(prefix, slot), part);
+                }
+                None => {
+                    written.parts_deleted += 1;
+                    batch.delete(slot_key(prefix, slot));
+                }
             }
-        };
-        for index in count..previous {
-            batch.delete(format!("{ENGINE_PREFIX}{index:08}").into_bytes());
         }
-        for ((topic, partition), position) in positions {
-            batch.put(
-                format!("{OFFSETS_PREFIX}{topic}/{partition}").into_bytes(),
-                serde_json::to_vec(position).unwrap_or_default(),
-            );
+    }
+    let globals = engine.encode_globals();
+    written.bytes += globals.len();
+    batch.put(GLOBALS.to_vec(), globals);
+    for ((topic, partition), position) in positions {
+        batch.put(
+            format!("{OFFSETS_PREFIX}{topic}/{partition}").into_bytes(),
+            serde_json::to_vec(position).unwrap_or_default(),
+        );
+    }
+    let marks = outbox.change_marks();
+    let outbox_changes = outbox.changes();
+    written.outbox_added = outbox_changes.added.len();
+    written.outbox_removed = outbox_changes.removed.len();
+    for (seq, record) in &outbox_changes.added {
+        batch.put(
+            format!("{OUTBOX_PREFIX}{seq:020}").into_bytes(),
+            serde_json::to_vec(record).unwrap_or_default(),
+        );
+    }
+    for seq in &outbox_changes.removed {
+        batch.delete(format!("{OUTBOX_PREFIX}{seq:020}").into_bytes());
+    }
+    let meta = Meta {
+        version: VERSION,
+        flows: engine.flows().iter().map(|flow| flow.def.name.clone()).collect(),
+        engine_clock: engine.clock(),
+        written_at: now,
+    };
+    batch.put(META.to_vec(), serde_json::to_vec(&meta).unwrap_or_default());
+    match store.apply(&batch) {
+        Ok(()) => {
+            outbox.changes_written(marks);
+            Ok(written)
         }
-        let marks = outbox.change_marks();
-        let changes = outbox.changes();
-        let written = Written {
-            bytes: snapshot.len(),
-            outbox_added: changes.added.len(),
-            outbox_removed: changes.removed.len(),
-        };
-        for (seq, record) in &changes.added {
-            batch.put(
-                format!("{OUTBOX_PREFIX}{seq:020}").into_bytes(),
-                serde_json::to_vec(record).unwrap_or_default(),
-            );
+        Err(error) => {
+            engine.return_changes(changes);
+            Err(error)
         }
-        for seq in &changes.removed {
-            batch.delete(format!("{OUTBOX_PREFIX}{seq:020}").into_bytes());
-        }
-        let meta = Meta {
-            version: VERSION,
-            chunks: count,
-            flows: engine.flows().iter().map(|flow| flow.def.name.clone()).collect(),
-            engine_clock: engine.clock(),
-            written_at: now,
-        };
-        batch.put(META.to_vec(), serde_json::to_vec(&meta).unwrap_or_default());
-        store.apply(&batch)?;
-        outbox.changes_written(marks);
-        self.chunks = Some(count);
-        Ok(written)
     }
 }

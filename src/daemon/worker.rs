@@ -7,7 +7,7 @@
 //! checkpoint when due. Nothing else touches the engine, so there are no locks around it.
 
 use super::align::{Aligner, ResumePosition, TopicPartition};
-use super::checkpoint::Checkpointer;
+use super::checkpoint;
 use super::kafka::{self, AssignmentChange, Decoded, Delivery, FlowConsumer, OutboxProducer, Shared};
 use super::outbox::Outbox;
 use super::status::Status;
@@ -70,7 +70,6 @@ pub struct Worker {
 /// Loop state that is not configuration.
 struct Run {
     aligner: Aligner<Held>,
-    checkpointer: Checkpointer,
     topics: HashMap<String, Arc<str>>,
     outputs: Vec<Output>,
     /// Partitions paused by the merge's flow control.
@@ -115,15 +114,13 @@ impl Worker {
     /// outbox for at most `outputs.flush_timeout`, checkpoint again, commit offsets.
     pub fn run(mut self, cancel: CancellationToken) -> anyhow::Result<()> {
         let real = SystemClock;
+        // `super::start` subscribed (joining the group while the state was restored).
         let topics: Vec<String> = self.tracker.engine().topics().to_vec();
-        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        self.consumer.subscribe(&topic_refs)?;
         let mut run = Run {
             aligner: Aligner::new(
                 self.config.tracking.allowed_lateness,
                 self.config.kafka.max_held_records,
             ),
-            checkpointer: Checkpointer::default(),
             topics: topics
                 .iter()
                 .map(|topic| (topic.clone(), Arc::from(topic.as_str())))
@@ -548,9 +545,9 @@ impl Worker {
     fn checkpoint(&mut self, run: &mut Run, now: Millis) -> bool {
         let started = SystemClock.now();
         let positions = run.aligner.resume_positions();
-        let result = run.checkpointer.write(
+        let result = checkpoint::write(
             &mut *self.store,
-            self.tracker.engine(),
+            self.tracker.engine_mut(),
             &positions,
             &mut self.outbox,
             self.clock.now(),
@@ -569,7 +566,13 @@ impl Worker {
                     tracing::info!("The store is writable again.");
                 }
                 self.status.checkpoints.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(bytes = written.bytes, outbox_added = written.outbox_added, "Checkpoint written.");
+                tracing::debug!(
+                    bytes = written.bytes,
+                    parts_written = written.parts_written,
+                    parts_deleted = written.parts_deleted,
+                    outbox_added = written.outbox_added,
+                    "Checkpoint written."
+                );
                 let offsets: Vec<(TopicPartition, i64)> = positions
                     .iter()
                     .map(|(partition, position)| (partition.clone(), position.offset))

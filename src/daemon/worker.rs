@@ -34,9 +34,10 @@ mod outputs;
 const BATCH: usize = 5_000;
 /// Back-off before a failed delivery is tried again.
 const RETRY_AFTER: Millis = 1_000;
-/// A checkpoint is a whole snapshot, so its cost grows with the state: the next one waits at
-/// least this many times as long as the last one took, so checkpoints take at most a fifth of
-/// the worker's time (`state.checkpoint_interval` is the least spacing).
+/// Checkpoints are incremental, so their cost follows what changed since the last one (about
+/// the records applied), not the state's size; still, the next one waits at least this many
+/// times as long as the last one took, so that checkpoints take at most a fifth of the
+/// worker's time even on a slow disk (`state.checkpoint_interval` is the least spacing).
 const CHECKPOINT_SPACING: Millis = 4;
 
 /// A record read and waiting for the clock.

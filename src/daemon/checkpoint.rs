@@ -19,7 +19,7 @@
 
 use super::align::{ResumePosition, TopicPartition};
 use super::outbox::{OutRecord, Outbox};
-use crate::engine::parts::SnapshotParts;
+use crate::engine::parts::{PartError, SnapshotParts};
 use crate::engine::snapshot::Snapshot;
 use crate::engine::Engine;
 use crate::store::{Batch, Store, StoreError};
@@ -75,11 +75,14 @@ fn slot_key(prefix: &str, slot: u32) -> Vec<u8> {
     format!("{prefix}{slot:010}").into_bytes()
 }
 
-/// Reads every part under `prefix` into `add` (slot, bytes); the first problem wins.
+/// Adds one part read back (slot, bytes) to the parts being assembled.
+type AddPart<'a> = dyn FnMut(u32, &[u8]) -> Result<(), PartError> + 'a;
+
+/// Reads every part under `prefix` into `add`; the first problem wins.
 fn scan_parts(
     store: &dyn Store,
     prefix: &str,
-    add: &mut dyn FnMut(u32, &[u8]) -> Result<(), crate::engine::parts::PartError>,
+    add: &mut AddPart<'_>,
 ) -> Result<(), CheckpointError> {
     let mut problem = None;
     store.scan_prefix(prefix.as_bytes(), &mut |key, value| {

@@ -12,7 +12,7 @@
 
 use super::instance::Instance;
 use super::orphans::OrphanGroup;
-use super::snapshot::{shape, Snapshot};
+use super::snapshot::{shape, AliasEntries, Snapshot};
 use super::{Engine, Stats};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,7 @@ impl SnapshotParts {
         if globals.alias_tables.len() != globals.flows.len() {
             return Err(problem("alias tables do not match the flows"));
         }
-        let mut aliases: Vec<Vec<Vec<(Box<str>, u32)>>> = globals
+        let mut aliases: Vec<Vec<AliasEntries>> = globals
             .alias_tables
             .iter()
             .map(|&count| vec![Vec::new(); count])

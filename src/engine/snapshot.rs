@@ -28,7 +28,7 @@ pub enum SnapshotError {
 
 /// One alias table: (value, instance slot); sorted by value in [`Engine::snapshot`], in slot
 /// order when assembled from checkpoint parts.
-type AliasEntries = Vec<(Box<str>, u32)>;
+pub(super) type AliasEntries = Vec<(Box<str>, u32)>;
 
 /// The engine's state (see the module documentation).
 #[derive(Serialize, Deserialize)]

@@ -245,3 +245,6 @@ pub fn write(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

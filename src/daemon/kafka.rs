@@ -128,8 +128,8 @@ fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// The consumer.
 pub type FlowConsumer = BaseConsumer<ConsumerHooks>;
 
-/// Subscribes to the topics; the group join starts in librdkafka's threads, and the assignment
-/// is applied in the first polls (the rebalance hook runs inside `poll`).
+/// Subscribes to the topics; the assignment is applied in the following polls (the rebalance
+/// hook runs inside `poll`).
 pub fn subscribe(consumer: &FlowConsumer, topics: &[String]) -> KafkaResult<()> {
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
 }

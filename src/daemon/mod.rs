@@ -8,9 +8,8 @@
 //! - [`worker`]: the thread that owns the tracker and runs the loop.
 //! - [`status`]: what the daemon reports about itself (health, metrics).
 //!
-//! [`start`] subscribes (the group join runs while the state is restored), restores the state,
-//! and starts the worker thread; cancelling the token stops it in order (see
-//! [`worker::Worker::run`]).
+//! [`start`] restores the state, connects, and starts the worker thread; cancelling the token
+//! stops it in order (see [`worker::Worker::run`]).
 
 pub mod align;
 pub mod checkpoint;
@@ -21,7 +20,6 @@ pub mod worker;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::correlate::TopicIndex;
 use crate::engine::migrate::FlowChanges;
 use crate::engine::{Engine, EngineConfig};
 use crate::flow::Flow;
@@ -110,14 +108,6 @@ pub fn start_with(
 ) -> anyhow::Result<Daemon> {
     let backend: Backend = config.state.backend.parse()?;
     let store = store::open(backend, &config.state.dir)?;
-    // Join the consumer group while the state is read and rebuilt (a fresh group's first
-    // assignment waits `group.initial.rebalance.delay.ms`, 3 s by default). Safe: librdkafka
-    // hands out the assignment only from the worker's polls, after the stored positions are in
-    // `shared.resume`, and no record is read before the engine is restored.
-    let shared = Arc::new(kafka::Shared::default());
-    let consumer = kafka::consumer(&config, shared.clone())?;
-    let topics = TopicIndex::new(&flows).topics().to_vec();
-    kafka::subscribe(&consumer, &topics)?;
     let restored = checkpoint::load(&*store)?;
     let engine_config = engine_config(&config);
     let restored_instances;
@@ -154,11 +144,13 @@ pub fn start_with(
         restored.positions.len(),
         restored.outbox.len(),
     );
+    let shared = Arc::new(kafka::Shared::default());
     if let Ok(mut resume) = shared.resume.lock() {
         for (partition, position) in &restored.positions {
             resume.insert(partition.clone(), position.offset);
         }
     }
+    let consumer = kafka::consumer(&config, shared.clone())?;
     let (producer, deliveries) = kafka::producer(&config)?;
     let (handle, requests) = tracker::channel();
     let status = Arc::new(Status::new());

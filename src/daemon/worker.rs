@@ -115,8 +115,8 @@ impl Worker {
     /// outbox for at most `outputs.flush_timeout`, checkpoint again, commit offsets.
     pub fn run(mut self, cancel: CancellationToken) -> anyhow::Result<()> {
         let real = SystemClock;
-        // `super::start` subscribed (joining the group while the state was restored).
         let topics: Vec<String> = self.tracker.engine().topics().to_vec();
+        kafka::subscribe(&self.consumer, &topics)?;
         let mut run = Run {
             aligner: Aligner::new(
                 self.config.tracking.allowed_lateness,

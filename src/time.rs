@@ -95,13 +95,24 @@ pub fn from_json(value: &serde_json::Value) -> Option<Millis> {
 /// (days to civil date, Howard Hinnant's algorithm) rather than a trip through `fmt`;
 /// times outside years 0000-9999 fall back to jiff, or to the bare number beyond its range.
 pub fn format_rfc3339(millis: Millis) -> String {
+    let mut text = Vec::with_capacity(24);
+    write_rfc3339(&mut text, millis);
+    // Only ASCII digits and separators were written, or jiff's or the number's text.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends [`format_rfc3339`]'s text to `buffer` without allocating (signals are written
+/// straight into the output buffer).
+pub fn write_rfc3339(buffer: &mut Vec<u8>, millis: Millis) {
     const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
     const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     if !(MIN..=MAX).contains(&millis) {
-        return match jiff::Timestamp::from_millisecond(millis) {
+        let text = match jiff::Timestamp::from_millisecond(millis) {
             Ok(timestamp) => format!("{timestamp:.3}"),
             Err(_) => millis.to_string(),
         };
+        buffer.extend_from_slice(text.as_bytes());
+        return;
     }
     let days = millis.div_euclid(86_400_000);
     let of_day = millis.rem_euclid(86_400_000);
@@ -129,19 +140,18 @@ pub fn format_rfc3339(millis: Millis) -> String {
         (of_day % 1000, 3),
     ];
     let separators = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
-    let mut text = Vec::with_capacity(24);
+    let mut text = [0u8; 24];
+    let mut at = 0;
     for ((value, width), separator) in fields.into_iter().zip(separators) {
-        let mut digits = [b'0'; 4];
         let mut rest = value;
-        for slot in digits[..width].iter_mut().rev() {
+        for slot in text[at..at + width].iter_mut().rev() {
             *slot = b'0' + (rest % 10) as u8;
             rest /= 10;
         }
-        text.extend_from_slice(&digits[..width]);
-        text.push(separator);
+        text[at + width] = separator;
+        at += width + 1;
     }
-    // Only ASCII digits and separators were written.
-    String::from_utf8(text).unwrap_or_default()
+    buffer.extend_from_slice(&text[..at]);
 }
 
 /// Parses a friendly duration to milliseconds. Units from `ms` to `d` (a day is 24 hours),

@@ -4,7 +4,7 @@
 //! action and, for deviations, the record's coordinates), so a signal that is re-derived after
 //! a restart carries the same id and two different signals never share one in practice.
 
-use crate::time::{format_rfc3339, Millis};
+use crate::time::{write_rfc3339, Millis};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ impl Signal {
         buffer.extend_from_slice(br#"","subject":"#);
         push_str(buffer, &self.subject);
         buffer.extend_from_slice(br#","time":""#);
-        buffer.extend_from_slice(format_rfc3339(self.time).as_bytes());
+        write_rfc3339(buffer, self.time);
         buffer.extend_from_slice(br#"","datacontenttype":"application/json","data":{"flow":"#);
         push_str(buffer, &data.flow);
         buffer.extend_from_slice(br#","key":"#);
@@ -309,18 +309,23 @@ pub fn signal_id(parts: &[IdPart<'_>]) -> String {
         }
     }
     let hash = xxhash_rust::xxh3::xxh3_128(&name);
-    uuid::Builder::from_custom_bytes(hash.to_le_bytes())
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    let uuid = uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid();
+    // The hyphenated lower-case form, written directly (`Display` went through `fmt`).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    for (index, byte) in uuid.as_bytes().iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// Appends a JSON string: as is when nothing needs escaping (the common case), else via serde.
 fn push_str(buffer: &mut Vec<u8>, text: &str) {
-    if text
-        .bytes()
-        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
-    {
+    if !needs_escape(text.as_bytes()) {
         buffer.push(b'"');
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'"');
@@ -328,6 +333,19 @@ fn push_str(buffer: &mut Vec<u8>, text: &str) {
         // Writing a string into a Vec cannot fail.
         serde_json::to_writer(&mut *buffer, text).expect("string serialises");
     }
+}
+
+/// Whether a string needs JSON escaping (a control character, `"` or `\\`). Checked in
+/// 16-byte chunks without an early exit inside a chunk, so the compiler vectorises the test.
+fn needs_escape(bytes: &[u8]) -> bool {
+    let special = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |found, &byte| found | special(byte)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&byte| special(byte))
 }
 
 fn push_opt_str(buffer: &mut Vec<u8>, text: Option<&str>) {
@@ -361,6 +379,7 @@ fn push_number(buffer: &mut Vec<u8>, number: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::format_rfc3339;
 
     #[test]
     fn ids_are_deterministic_and_length_prefixed() {
@@ -379,7 +398,28 @@ mod tests {
         );
         assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
         let id = signal_id(&[Text("x")]);
-        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 8);
+        // Written by hand: exactly the `uuid` crate's hyphenated form.
+        for n in 0..64 {
+            let id = signal_id(&[Number(n)]);
+            assert_eq!(id, uuid::Uuid::parse_str(&id).unwrap().hyphenated().to_string());
+        }
+    }
+
+    #[test]
+    fn escaping_is_detected_in_every_position() {
+        for length in 0..40 {
+            for at in 0..length {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut bytes = vec![b'a'; length];
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{length} {at} {special}");
+                }
+            }
+            assert!(!needs_escape(&vec![b' '; length]));
+            assert!(!needs_escape("é€".repeat(length).as_bytes()));
+        }
     }
 
     #[test]

@@ -130,28 +130,32 @@ pub fn write_rfc3339(buffer: &mut Vec<u8>, millis: Millis) {
         month_index - 9
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let fields = [
-        (year, 4),
-        (month, 2),
-        (day, 2),
-        (of_day / 3_600_000, 2),
-        (of_day / 60_000 % 60, 2),
-        (of_day / 1000 % 60, 2),
-        (of_day % 1000, 3),
-    ];
-    let separators = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
-    let mut text = [0u8; 24];
-    let mut at = 0;
-    for ((value, width), separator) in fields.into_iter().zip(separators) {
-        let mut rest = value;
-        for slot in text[at..at + width].iter_mut().rev() {
-            *slot = b'0' + (rest % 10) as u8;
-            rest /= 10;
+    // Fixed layout `YYYY-MM-DDTHH:MM:SS.mmmZ`, digits written two at a time from a table.
+    const PAIRS: [u8; 200] = {
+        let mut table = [0u8; 200];
+        let mut pair = 0;
+        while pair < 100 {
+            table[2 * pair] = b'0' + (pair / 10) as u8;
+            table[2 * pair + 1] = b'0' + (pair % 10) as u8;
+            pair += 1;
         }
-        text[at + width] = separator;
-        at += width + 1;
-    }
-    buffer.extend_from_slice(&text[..at]);
+        table
+    };
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, value: i64| {
+        let index = value as usize * 2;
+        text[at..at + 2].copy_from_slice(&PAIRS[index..index + 2]);
+    };
+    put(0, year / 100);
+    put(2, year % 100);
+    put(5, month);
+    put(8, day);
+    put(11, of_day / 3_600_000);
+    put(14, of_day / 60_000 % 60);
+    put(17, of_day / 1000 % 60);
+    put(21, of_day % 100);
+    text[20] = b'0' + (of_day % 1000 / 100) as u8;
+    buffer.extend_from_slice(&text);
 }
 
 /// Parses a friendly duration to milliseconds. Units from `ms` to `d` (a day is 24 hours),

@@ -15,6 +15,7 @@ mod broker;
 mod clock;
 mod flows_changed;
 mod hostile;
+mod rebalance;
 mod storage;
 
 use flowwatch::record::Record;

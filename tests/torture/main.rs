@@ -32,6 +32,9 @@
 #[allow(dead_code)]
 #[path = "../it/kafka_support.rs"]
 mod kafka_support;
+#[allow(dead_code)]
+#[path = "../e2e/tansu.rs"]
+mod tansu;
 
 use flowwatch::config;
 use flowwatch::daemon;
@@ -595,23 +598,65 @@ fn mock_cluster_owner() -> BaseProducer {
     owner
 }
 
-fn torture(backend: &str) {
-    let seed = env_number("TORTURE_SEED", 20_261_202) ^ if backend == "sled" { 1 } else { 0 };
-    let kills = env_number("TORTURE_KILLS", 30) as usize;
+/// The broker the daemon is tortured against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Broker {
+    /// librdkafka's mock cluster, in this process.
+    Mock,
+    /// A tansu process (in-memory storage) started by the test: `FLOWWATCH_E2E_TANSU`.
+    Tansu,
+}
+
+fn torture(backend: &str, broker: Broker) {
+    let (name, seed_bits, kills_default) = match (broker, backend) {
+        (Broker::Mock, "sled") => ("sled".to_string(), 1, 30),
+        (Broker::Mock, _) => (backend.to_string(), 0, 30),
+        (Broker::Tansu, _) => (format!("tansu-{backend}"), 2, 10),
+    };
+    let backend_label = backend;
+    let backend = name.as_str();
+    let seed = env_number("TORTURE_SEED", 20_261_202) ^ seed_bits;
+    let kills = match broker {
+        Broker::Mock => env_number("TORTURE_KILLS", kills_default),
+        Broker::Tansu => env_number("TORTURE_TANSU_KILLS", kills_default),
+    } as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
 
     let input_topics = kafka_support::input_topics();
-    let cluster_owner = mock_cluster_owner();
-    let cluster = cluster_owner.client().mock_cluster().expect("the client runs a mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    for topic in input_topics.iter().map(String::as_str).chain(LEGACY_TOPICS) {
-        cluster.create_topic(topic, INPUT_PARTITIONS, 1).expect("topic created");
-    }
-    cluster.create_topic(SIGNALS, SIGNAL_PARTITIONS, 1).expect("topic created");
-    for topic in [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS) {
-        cluster.create_topic(topic, OTHER_OUTPUT_PARTITIONS, 1).expect("topic created");
-    }
+    let tansu_dir = TempDir::new("torture-tansu");
+    // The mock cluster's owner and the tansu process live as long as the test.
+    let (brokers, _mock_owner, _tansu) = match broker {
+        Broker::Mock => {
+            let owner = mock_cluster_owner();
+            let brokers = {
+                let cluster = owner.client().mock_cluster().expect("the client runs a mock cluster");
+                for topic in input_topics.iter().map(String::as_str).chain(LEGACY_TOPICS) {
+                    cluster.create_topic(topic, INPUT_PARTITIONS, 1).expect("topic created");
+                }
+                cluster.create_topic(SIGNALS, SIGNAL_PARTITIONS, 1).expect("topic created");
+                for topic in [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS) {
+                    cluster.create_topic(topic, OTHER_OUTPUT_PARTITIONS, 1).expect("topic created");
+                }
+                cluster.bootstrap_servers()
+            };
+            (brokers, Some(owner), None)
+        }
+        Broker::Tansu => {
+            let binary = std::env::var("FLOWWATCH_E2E_TANSU").unwrap_or_else(|_| {
+                panic!("FLOWWATCH_E2E_TANSU is not set: run scripts/e2e-tansu.sh, which installs tansu and runs this test")
+            });
+            let mut process = tansu::Broker::new(binary.into(), tansu_dir.0.clone(), "memory://tansu/");
+            process.start();
+            let brokers = process.address();
+            let inputs: Vec<String> = input_topics.iter().cloned().chain(LEGACY_TOPICS.map(String::from)).collect();
+            tansu::create_topics(&brokers, &inputs, INPUT_PARTITIONS);
+            tansu::create_topics(&brokers, &[SIGNALS.to_string()], SIGNAL_PARTITIONS);
+            let others: Vec<String> = [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS).map(String::from).collect();
+            tansu::create_topics(&brokers, &others, OTHER_OUTPUT_PARTITIONS);
+            (brokers, None, Some(process))
+        }
+    };
 
     let records = simulate();
     let produced = produce(&brokers, &records);
@@ -629,7 +674,7 @@ fn torture(backend: &str) {
         ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
         ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().expect("UTF-8 path")),
         ("FLOWWATCH__STATE__DIR", state_dir.to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__BACKEND", backend),
+        ("FLOWWATCH__STATE__BACKEND", backend_label),
         ("FLOWWATCH__STATE__CHECKPOINT_INTERVAL", CHECKPOINT_INTERVAL),
         ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
         // Live tracking equals a replay sorted by time only for records that are late by at
@@ -883,10 +928,17 @@ fn torture(backend: &str) {
 
 #[test]
 fn kill_minus_nine_redb() {
-    torture("redb");
+    torture("redb", Broker::Mock);
 }
 
 #[test]
 fn kill_minus_nine_sled() {
-    torture("sled");
+    torture("sled", Broker::Mock);
+}
+
+/// The same loop against a real broker process (tansu, started by the test), 10 kills by
+/// default (`TORTURE_TANSU_KILLS`); run by `scripts/e2e-tansu.sh`.
+#[test]
+fn kill_minus_nine_tansu() {
+    torture("redb", Broker::Tansu);
 }

@@ -11,6 +11,9 @@
 //! them until quiet. The signals topic must then hold exactly the signals a time-sorted replay
 //! of those records gives (same instances, outcomes, breaches and deadlines, no false breach),
 //! and the dead-letter topic exactly the invalid records, with their reason headers.
+//!
+//! `restart.rs` restarts a broker on persistent storage under the daemon; `tansu.rs` runs the
+//! broker process (also used by the kill -9 loop against tansu in `tests/torture`).
 
 // The harness bounds its waits on a real broker and real processes by the wall clock (never
 // asserting on durations); kafka_support, shared with tests/it, matches on one pattern.

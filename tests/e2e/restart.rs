@@ -171,7 +171,8 @@ fn broker_restarts_on_sqlite_storage_lose_no_signal() {
         broker.stop(signal);
         std::thread::sleep(Duration::from_secs(2));
         broker.start();
-        restarts.push(format!("SIG{signal} at {at} signals seen, after {:.1} s", started.elapsed().as_secs_f64()));
+        let after = started.elapsed().as_secs_f64();
+        restarts.push(format!("SIG{signal} at {at} signals seen, after {after:.1} s"));
         std::thread::sleep(Duration::from_millis(500));
     }
     // The rest: until every expected signal is there and nothing came for 5 s.

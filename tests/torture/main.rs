@@ -496,13 +496,10 @@ fn committed(brokers: &str, group: &str, input_topics: &[String]) -> i64 {
 
 /// Groups published copies by a key, requiring all copies of a key to be identical; returns
 /// the distinct values and how many copies were extra.
-fn distinct_by<K: Ord + Clone, V: PartialEq + Clone + std::fmt::Debug>(
+fn distinct_by<K: Ord + Clone + std::fmt::Debug, V: PartialEq + Clone + std::fmt::Debug>(
     what: &str,
     items: impl IntoIterator<Item = (K, V)>,
-) -> (BTreeMap<K, V>, usize)
-where
-    K: std::fmt::Debug,
-{
+) -> (BTreeMap<K, V>, usize) {
     let mut map: BTreeMap<K, V> = BTreeMap::new();
     let mut extra = 0;
     for (key, value) in items {
@@ -644,15 +641,20 @@ fn torture(backend: &str, broker: Broker) {
         }
         Broker::Tansu => {
             let binary = std::env::var("FLOWWATCH_E2E_TANSU").unwrap_or_else(|_| {
-                panic!("FLOWWATCH_E2E_TANSU is not set: run scripts/e2e-tansu.sh, which installs tansu and runs this test")
+                panic!(
+                    "FLOWWATCH_E2E_TANSU is not set: run scripts/e2e-tansu.sh, which installs tansu and \
+                     runs this test"
+                )
             });
             let mut process = tansu::Broker::new(binary.into(), tansu_dir.0.clone(), "memory://tansu/");
             process.start();
             let brokers = process.address();
-            let inputs: Vec<String> = input_topics.iter().cloned().chain(LEGACY_TOPICS.map(String::from)).collect();
+            let inputs: Vec<String> =
+                input_topics.iter().cloned().chain(LEGACY_TOPICS.map(String::from)).collect();
             tansu::create_topics(&brokers, &inputs, INPUT_PARTITIONS);
             tansu::create_topics(&brokers, &[SIGNALS.to_string()], SIGNAL_PARTITIONS);
-            let others: Vec<String> = [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS).map(String::from).collect();
+            let others: Vec<String> =
+                [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS).map(String::from).collect();
             tansu::create_topics(&brokers, &others, OTHER_OUTPUT_PARTITIONS);
             (brokers, None, Some(process))
         }
@@ -849,7 +851,18 @@ fn torture(backend: &str, broker: Broker) {
     );
     let published_ids: BTreeSet<String> = published_signals.keys().cloned().collect();
     let expected_ids: BTreeSet<String> = expected.signals.keys().cloned().collect();
+    // Instances lost: started in the kill-free run, with no `started` signal published.
+    let started_instances: BTreeSet<(String, String)> = published_signals
+        .values()
+        .filter_map(|json| {
+            let value: serde_json::Value = serde_json::from_str(json).expect("a signal is JSON");
+            let field = |name: &str| value["data"][name].as_str().unwrap_or_default().to_string();
+            (value["type"] == "flowwatch.started").then(|| (field("flow"), field("key")))
+        })
+        .collect();
+    let instances_lost = expected.instances.saturating_sub(started_instances.len());
     assert_same_sets("signal ids", &published_ids, &expected_ids);
+    assert_eq!(instances_lost, 0, "instances lost");
     for (id, json) in &published_signals {
         assert_eq!(json, &expected.signals[id], "signal {id} differs from the kill-free run");
     }
@@ -910,7 +923,8 @@ fn torture(backend: &str, broker: Broker) {
 
     println!(
         "torture[{backend}]: PASSED: {kills} kills survived ({early_kills} while starting), {total_checkpoints} \
-         checkpoints in killed lives, {revocations} lives saw a revocation; {} records, {} instances, \
+         checkpoints in killed lives, {revocations} lives saw a revocation; {} records, {} instances \
+         ({instances_lost} lost), \
          {} signals ({resent} re-sent copies, all identical), {} alerts (+{alerts_resent}), {} action records \
          (+{actions_resent}), {} dead letters (+{dead_resent}); kill phase {:.1} s, last life caught up in {:.1} s, \
          total {:.1} s",

@@ -100,7 +100,9 @@ fn a_member_joining_and_leaving_mid_batch_changes_no_signal() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        wait_for(Duration::from_secs(30), || status.partitions_assigned.load(Ordering::Relaxed) == all_partitions),
+        wait_for(Duration::from_secs(30), || {
+            status.partitions_assigned.load(Ordering::Relaxed) == all_partitions
+        }),
         "the daemon gets every partition"
     );
     let read_before = status.records_read.load(Ordering::Relaxed);
@@ -168,7 +170,8 @@ fn a_member_joining_and_leaving_mid_batch_changes_no_signal() {
     assert!(expected.len() > 1_000, "a stream with many signals: {}", expected.len());
     eprintln!(
         "rebalance: {} records ({} on the flows' topics), {read_before} read before the second member \
-         joined, {taken} partitions taken, {kept} of {all_partitions} kept, {read} reads in all, {applied} applied; {} signals",
+         joined, {taken} partitions taken, {kept} of {all_partitions} kept, {read} reads in all, \
+         {applied} applied; {} signals",
         produced.len(),
         on_flow_topics(&produced),
         expected.len()

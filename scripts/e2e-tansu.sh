@@ -106,7 +106,7 @@ if [ "$status" != 0 ]; then
 fi
 stop_tansu
 
-# The kill -9 loop against tansu passed once and failed once on the same seed (3 Dec 2026:
+# The kill -9 loop against tansu passed twice and failed twice on the same seed (3 Dec 2026:
 # records applied long after their time, see docs/testing.md); until that is understood it
 # runs only when asked for.
 if [ "${E2E_TANSU_TORTURE:-0}" = 1 ]; then

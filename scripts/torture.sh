@@ -21,4 +21,4 @@ cargo test --release --locked --test torture --no-run
 printf '\n==> kill -9 torture: seed %s, %s kills per backend (redb, then sled)\n' "$TORTURE_SEED" "$TORTURE_KILLS"
 # One backend at a time (--test-threads=1): each test runs its own daemon and mock cluster.
 timeout "$TORTURE_TIMEOUT" \
-  cargo test --release --locked --test torture -- --test-threads=1 --nocapture
+  cargo test --release --locked --test torture -- --test-threads=1 --nocapture --skip tansu

@@ -95,13 +95,24 @@ pub fn from_json(value: &serde_json::Value) -> Option<Millis> {
 /// (days to civil date, Howard Hinnant's algorithm) rather than a trip through `fmt`;
 /// times outside years 0000-9999 fall back to jiff, or to the bare number beyond its range.
 pub fn format_rfc3339(millis: Millis) -> String {
+    let mut text = Vec::with_capacity(24);
+    write_rfc3339(&mut text, millis);
+    // Only ASCII digits and separators were written, or jiff's or the number's text.
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// Appends [`format_rfc3339`]'s text to `buffer` without allocating (signals are written
+/// straight into the output buffer).
+pub fn write_rfc3339(buffer: &mut Vec<u8>, millis: Millis) {
     const MIN: Millis = -62_167_219_200_000; // 0000-01-01T00:00:00Z
     const MAX: Millis = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     if !(MIN..=MAX).contains(&millis) {
-        return match jiff::Timestamp::from_millisecond(millis) {
+        let text = match jiff::Timestamp::from_millisecond(millis) {
             Ok(timestamp) => format!("{timestamp:.3}"),
             Err(_) => millis.to_string(),
         };
+        buffer.extend_from_slice(text.as_bytes());
+        return;
     }
     let days = millis.div_euclid(86_400_000);
     let of_day = millis.rem_euclid(86_400_000);
@@ -119,29 +130,32 @@ pub fn format_rfc3339(millis: Millis) -> String {
         month_index - 9
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let fields = [
-        (year, 4),
-        (month, 2),
-        (day, 2),
-        (of_day / 3_600_000, 2),
-        (of_day / 60_000 % 60, 2),
-        (of_day / 1000 % 60, 2),
-        (of_day % 1000, 3),
-    ];
-    let separators = [b'-', b'-', b'T', b':', b':', b'.', b'Z'];
-    let mut text = Vec::with_capacity(24);
-    for ((value, width), separator) in fields.into_iter().zip(separators) {
-        let mut digits = [b'0'; 4];
-        let mut rest = value;
-        for slot in digits[..width].iter_mut().rev() {
-            *slot = b'0' + (rest % 10) as u8;
-            rest /= 10;
+    // Fixed layout `YYYY-MM-DDTHH:MM:SS.mmmZ`, digits written two at a time from a table.
+    const PAIRS: [u8; 200] = {
+        let mut table = [0u8; 200];
+        let mut pair = 0;
+        while pair < 100 {
+            table[2 * pair] = b'0' + (pair / 10) as u8;
+            table[2 * pair + 1] = b'0' + (pair % 10) as u8;
+            pair += 1;
         }
-        text.extend_from_slice(&digits[..width]);
-        text.push(separator);
-    }
-    // Only ASCII digits and separators were written.
-    String::from_utf8(text).unwrap_or_default()
+        table
+    };
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, value: i64| {
+        let index = value as usize * 2;
+        text[at..at + 2].copy_from_slice(&PAIRS[index..index + 2]);
+    };
+    put(0, year / 100);
+    put(2, year % 100);
+    put(5, month);
+    put(8, day);
+    put(11, of_day / 3_600_000);
+    put(14, of_day / 60_000 % 60);
+    put(17, of_day / 1000 % 60);
+    put(21, of_day % 100);
+    text[20] = b'0' + (of_day % 1000 / 100) as u8;
+    buffer.extend_from_slice(&text);
 }
 
 /// Parses a friendly duration to milliseconds. Units from `ms` to `d` (a day is 24 hours),

@@ -387,6 +387,19 @@ impl Worker {
                         "Partitions were revoked: another consumer joined the group. One flowwatch daemon per consumer group is supported; stop the other one (or give it its own kafka.group_id). Tracking of the revoked partitions stops here."
                     );
                     self.status.group_conflict.store(true, Ordering::Relaxed);
+                    // The engine keeps what it applied from these partitions: remember where
+                    // that ends, so that when they come back (or after a restart, through the
+                    // checkpoints) those records are skipped, not applied twice, and the ones
+                    // dropped unapplied below are read again.
+                    let revoked: HashSet<&TopicPartition> = partitions.iter().collect();
+                    for (partition, position) in run.aligner.resume_positions() {
+                        if revoked.contains(&partition) {
+                            if let Ok(mut resume) = self.shared.resume.lock() {
+                                resume.insert(partition.clone(), position.offset);
+                            }
+                            self.restored_positions.insert(partition, position);
+                        }
+                    }
                     for partition in &partitions {
                         run.aligner.revoke(partition);
                         run.flow_paused.remove(partition);
@@ -545,7 +558,18 @@ impl Worker {
 
     fn checkpoint(&mut self, run: &mut Run, now: Millis) -> bool {
         let started = SystemClock.now();
-        let positions = run.aligner.resume_positions();
+        let mut positions = run.aligner.resume_positions();
+        // Partitions taken away by a rebalance keep the position of what the engine applied
+        // from them (they are committed to Kafka only while owned).
+        let owned = positions.len();
+        let assigned: HashSet<&TopicPartition> = positions.iter().map(|(partition, _)| partition).collect();
+        let away: Vec<(TopicPartition, ResumePosition)> = self
+            .restored_positions
+            .iter()
+            .filter(|(partition, _)| !assigned.contains(partition))
+            .map(|(partition, position)| (partition.clone(), position.clone()))
+            .collect();
+        positions.extend(away);
         let result = checkpoint::write(
             &mut *self.store,
             self.tracker.engine_mut(),
@@ -574,7 +598,7 @@ impl Worker {
                     outbox_added = written.outbox_added,
                     "Checkpoint written."
                 );
-                let offsets: Vec<(TopicPartition, i64)> = positions
+                let offsets: Vec<(TopicPartition, i64)> = positions[..owned]
                     .iter()
                     .map(|(partition, position)| (partition.clone(), position.offset))
                     .collect();

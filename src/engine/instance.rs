@@ -408,11 +408,20 @@ impl Instance {
 
     /// Stores the latest kept payload of an event.
     pub fn keep_payload(&mut self, event: usize, payload: &str) {
-        let mut packed = String::new();
+        let push = |packed: &mut String, event: usize, text: &str| {
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(packed, "{event}");
+            packed.push(UNIT);
+            packed.push_str(text);
+            packed.push(RECORD);
+        };
+        let old = self.payloads.as_deref().map_or(0, str::len);
+        let mut packed = String::with_capacity(old + payload.len() + 8);
         for (kept, text) in self.payload_texts().filter(|(kept, _)| *kept != event) {
-            packed.push_str(&format!("{kept}{UNIT}{text}{RECORD}"));
+            push(&mut packed, kept, text);
         }
-        packed.push_str(&format!("{event}{UNIT}{payload}{RECORD}"));
+        push(&mut packed, event, payload);
         self.payloads = Some(packed.into_boxed_str());
     }
 

@@ -4,7 +4,7 @@
 //! action and, for deviations, the record's coordinates), so a signal that is re-derived after
 //! a restart carries the same id and two different signals never share one in practice.
 
-use crate::time::{format_rfc3339, Millis};
+use crate::time::{write_rfc3339, Millis};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ impl Signal {
         buffer.extend_from_slice(br#"","subject":"#);
         push_str(buffer, &self.subject);
         buffer.extend_from_slice(br#","time":""#);
-        buffer.extend_from_slice(format_rfc3339(self.time).as_bytes());
+        write_rfc3339(buffer, self.time);
         buffer.extend_from_slice(br#"","datacontenttype":"application/json","data":{"flow":"#);
         push_str(buffer, &data.flow);
         buffer.extend_from_slice(br#","key":"#);
@@ -309,18 +309,26 @@ pub fn signal_id(parts: &[IdPart<'_>]) -> String {
         }
     }
     let hash = xxhash_rust::xxh3::xxh3_128(&name);
-    uuid::Builder::from_custom_bytes(hash.to_le_bytes())
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    let uuid = uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid();
+    // The hyphenated lower-case form, written directly (`Display` went through `fmt`).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (index, byte) in uuid.as_bytes().iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    // Only ASCII hex digits and hyphens were written.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
 /// Appends a JSON string: as is when nothing needs escaping (the common case), else via serde.
 fn push_str(buffer: &mut Vec<u8>, text: &str) {
-    if text
-        .bytes()
-        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
-    {
+    if !needs_escape(text.as_bytes()) {
         buffer.push(b'"');
         buffer.extend_from_slice(text.as_bytes());
         buffer.push(b'"');
@@ -328,6 +336,30 @@ fn push_str(buffer: &mut Vec<u8>, text: &str) {
         // Writing a string into a Vec cannot fail.
         serde_json::to_writer(&mut *buffer, text).expect("string serialises");
     }
+}
+
+/// Whether a string needs JSON escaping (a control character, `"` or `\\`).
+fn needs_escape(bytes: &[u8]) -> bool {
+    // Eight bytes at a time: a byte below 0x20, or equal to `"` or `\\` after the xor,
+    // leaves its high bit set in `(word - 0x01..) & !word & 0x80..` (exact for any byte set).
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |word: u64, limit: u8| word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        if below(word, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
 }
 
 fn push_opt_str(buffer: &mut Vec<u8>, text: Option<&str>) {
@@ -361,6 +393,7 @@ fn push_number(buffer: &mut Vec<u8>, number: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::format_rfc3339;
 
     #[test]
     fn ids_are_deterministic_and_length_prefixed() {
@@ -379,7 +412,29 @@ mod tests {
         );
         assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
         let id = signal_id(&[Text("x")]);
-        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 8);
+        // Written by hand: exactly the `uuid` crate's hyphenated form.
+        for n in 0..64 {
+            let id = signal_id(&[Number(n)]);
+            assert_eq!(id, uuid::Uuid::parse_str(&id).unwrap().hyphenated().to_string());
+        }
+    }
+
+    #[test]
+    fn escaping_is_detected_in_every_position() {
+        for length in 0..20 {
+            for at in 0..length {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; length];
+                    bytes[at] = byte;
+                    let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+                    assert_eq!(needs_escape(&bytes), expected, "{length} {at} {byte}");
+                }
+            }
+            assert!(!needs_escape(&vec![b' '; length]));
+            assert!(!needs_escape("é€".repeat(length).as_bytes()));
+        }
     }
 
     #[test]

@@ -283,19 +283,23 @@ impl Keep {
                 let Some(object) = payload.as_object() else {
                     return Some(payload.to_string().into_boxed_str());
                 };
-                let mut text = String::from("{");
+                // Written into one buffer: a str serialises exactly as `Value::String` does.
+                let mut text = Vec::with_capacity(64);
+                text.push(b'{');
                 for field in fields {
                     if let Some(value) = object.get(&**field) {
                         if text.len() > 1 {
-                            text.push(',');
+                            text.push(b',');
                         }
-                        text.push_str(&Value::String(field.to_string()).to_string());
-                        text.push(':');
-                        text.push_str(&value.to_string());
+                        // Writing JSON into a Vec cannot fail.
+                        let _ = serde_json::to_writer(&mut text, &**field);
+                        text.push(b':');
+                        let _ = serde_json::to_writer(&mut text, value);
                     }
                 }
-                text.push('}');
-                Some(text.into_boxed_str())
+                text.push(b'}');
+                // serde_json writes UTF-8.
+                Some(String::from_utf8(text).unwrap_or_default().into_boxed_str())
             }
         }
     }

@@ -11,6 +11,9 @@
 //! them until quiet. The signals topic must then hold exactly the signals a time-sorted replay
 //! of those records gives (same instances, outcomes, breaches and deadlines, no false breach),
 //! and the dead-letter topic exactly the invalid records, with their reason headers.
+//!
+//! `restart.rs` restarts a broker on persistent storage under the daemon; `tansu.rs` runs the
+//! broker process (also used by the kill -9 loop against tansu in `tests/torture`).
 
 // The harness bounds its waits on a real broker and real processes by the wall clock (never
 // asserting on durations); kafka_support, shared with tests/it, matches on one pattern.
@@ -19,18 +22,18 @@
 #[allow(dead_code)]
 #[path = "../it/kafka_support.rs"]
 mod kafka_support;
+mod restart;
+mod tansu;
 
 use flowwatch::config;
 use flowwatch::daemon::{self, kafka::Decoded};
 use flowwatch::engine::{Engine, EngineConfig, Input, Output};
 use flowwatch::record::Record;
 use kafka_support::{replay_sorted, root, shipped_flows, TempDir};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use tansu::create_topics;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
@@ -71,37 +74,6 @@ fn brokers() -> String {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// Creates the topics through the admin API (tansu supports CreateTopics).
-fn create_topics(brokers: &str, names: &[String], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(10)));
-    let results = runtime()
-        .block_on(admin.create_topics(&topics, &options))
-        .expect("CreateTopics answered");
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => panic!("could not create topic {topic}: {code}"),
-        }
-    }
-}
-
 /// Runs a child to completion within `limit`, killing it past that.
 fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
     let started = Instant::now();
@@ -118,11 +90,11 @@ fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> std::process:
     }
 }
 
-/// Runs `flowwatch simulate`; returns the number of records it says it produced.
-fn simulate(brokers: &str) -> usize {
+/// Runs `flowwatch simulate` (`--seed`, `--start`, `--duration`); returns the number of records it says it produced.
+fn simulate(brokers: &str, seed: &str, start: &str, duration: &str) -> usize {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowwatch"))
-        .args(["simulate", "--brokers", brokers, "--seed", SIM_SEED, "--start", SIM_START])
-        .args(["--duration", SIM_DURATION, "--speed", SIM_SPEED, "--rate", SIM_RATE])
+        .args(["simulate", "--brokers", brokers, "--seed", seed, "--start", start])
+        .args(["--duration", duration, "--speed", SIM_SPEED, "--rate", SIM_RATE])
         .args(["--partitions", &INPUT_PARTITIONS.to_string(), "--no-react"])
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -355,7 +327,7 @@ fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
         OUTPUT_PARTITIONS,
     );
 
-    let produced = simulate(&brokers);
+    let produced = simulate(&brokers, SIM_SEED, SIM_START, SIM_DURATION);
     let produced_in = started.elapsed();
     let legacy: Vec<String> = OTHER_TOPICS[..2].iter().map(|name| name.to_string()).collect();
     let (records, undecodable, other) = read_back(&brokers, &input_topics, &legacy);

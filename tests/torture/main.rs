@@ -32,6 +32,9 @@
 #[allow(dead_code)]
 #[path = "../it/kafka_support.rs"]
 mod kafka_support;
+#[allow(dead_code)]
+#[path = "../e2e/tansu.rs"]
+mod tansu;
 
 use flowwatch::config;
 use flowwatch::daemon;
@@ -493,13 +496,10 @@ fn committed(brokers: &str, group: &str, input_topics: &[String]) -> i64 {
 
 /// Groups published copies by a key, requiring all copies of a key to be identical; returns
 /// the distinct values and how many copies were extra.
-fn distinct_by<K: Ord + Clone, V: PartialEq + Clone + std::fmt::Debug>(
+fn distinct_by<K: Ord + Clone + std::fmt::Debug, V: PartialEq + Clone + std::fmt::Debug>(
     what: &str,
     items: impl IntoIterator<Item = (K, V)>,
-) -> (BTreeMap<K, V>, usize)
-where
-    K: std::fmt::Debug,
-{
+) -> (BTreeMap<K, V>, usize) {
     let mut map: BTreeMap<K, V> = BTreeMap::new();
     let mut extra = 0;
     for (key, value) in items {
@@ -595,23 +595,70 @@ fn mock_cluster_owner() -> BaseProducer {
     owner
 }
 
-fn torture(backend: &str) {
-    let seed = env_number("TORTURE_SEED", 20_261_202) ^ if backend == "sled" { 1 } else { 0 };
-    let kills = env_number("TORTURE_KILLS", 30) as usize;
+/// The broker the daemon is tortured against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Broker {
+    /// librdkafka's mock cluster, in this process.
+    Mock,
+    /// A tansu process (in-memory storage) started by the test: `FLOWWATCH_E2E_TANSU`.
+    Tansu,
+}
+
+fn torture(backend: &str, broker: Broker) {
+    let (name, seed_bits, kills_default) = match (broker, backend) {
+        (Broker::Mock, "sled") => ("sled".to_string(), 1, 30),
+        (Broker::Mock, _) => (backend.to_string(), 0, 30),
+        (Broker::Tansu, _) => (format!("tansu-{backend}"), 2, 10),
+    };
+    let backend_label = backend;
+    let backend = name.as_str();
+    let seed = env_number("TORTURE_SEED", 20_261_202) ^ seed_bits;
+    let kills = match broker {
+        Broker::Mock => env_number("TORTURE_KILLS", kills_default),
+        Broker::Tansu => env_number("TORTURE_TANSU_KILLS", kills_default),
+    } as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let started = Instant::now();
 
     let input_topics = kafka_support::input_topics();
-    let cluster_owner = mock_cluster_owner();
-    let cluster = cluster_owner.client().mock_cluster().expect("the client runs a mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    for topic in input_topics.iter().map(String::as_str).chain(LEGACY_TOPICS) {
-        cluster.create_topic(topic, INPUT_PARTITIONS, 1).expect("topic created");
-    }
-    cluster.create_topic(SIGNALS, SIGNAL_PARTITIONS, 1).expect("topic created");
-    for topic in [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS) {
-        cluster.create_topic(topic, OTHER_OUTPUT_PARTITIONS, 1).expect("topic created");
-    }
+    let tansu_dir = TempDir::new("torture-tansu");
+    // The mock cluster's owner and the tansu process live as long as the test.
+    let (brokers, _mock_owner, _tansu) = match broker {
+        Broker::Mock => {
+            let owner = mock_cluster_owner();
+            let brokers = {
+                let cluster = owner.client().mock_cluster().expect("the client runs a mock cluster");
+                for topic in input_topics.iter().map(String::as_str).chain(LEGACY_TOPICS) {
+                    cluster.create_topic(topic, INPUT_PARTITIONS, 1).expect("topic created");
+                }
+                cluster.create_topic(SIGNALS, SIGNAL_PARTITIONS, 1).expect("topic created");
+                for topic in [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS) {
+                    cluster.create_topic(topic, OTHER_OUTPUT_PARTITIONS, 1).expect("topic created");
+                }
+                cluster.bootstrap_servers()
+            };
+            (brokers, Some(owner), None)
+        }
+        Broker::Tansu => {
+            let binary = std::env::var("FLOWWATCH_E2E_TANSU").unwrap_or_else(|_| {
+                panic!(
+                    "FLOWWATCH_E2E_TANSU is not set: run scripts/e2e-tansu.sh, which installs tansu and \
+                     runs this test"
+                )
+            });
+            let mut process = tansu::Broker::new(binary.into(), tansu_dir.0.clone(), "memory://tansu/");
+            process.start();
+            let brokers = process.address();
+            let inputs: Vec<String> =
+                input_topics.iter().cloned().chain(LEGACY_TOPICS.map(String::from)).collect();
+            tansu::create_topics(&brokers, &inputs, INPUT_PARTITIONS);
+            tansu::create_topics(&brokers, &[SIGNALS.to_string()], SIGNAL_PARTITIONS);
+            let others: Vec<String> =
+                [ALERTS, DEAD_LETTER].into_iter().chain(ACTION_TOPICS).map(String::from).collect();
+            tansu::create_topics(&brokers, &others, OTHER_OUTPUT_PARTITIONS);
+            (brokers, None, Some(process))
+        }
+    };
 
     let records = simulate();
     let produced = produce(&brokers, &records);
@@ -629,7 +676,7 @@ fn torture(backend: &str) {
         ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
         ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().expect("UTF-8 path")),
         ("FLOWWATCH__STATE__DIR", state_dir.to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__BACKEND", backend),
+        ("FLOWWATCH__STATE__BACKEND", backend_label),
         ("FLOWWATCH__STATE__CHECKPOINT_INTERVAL", CHECKPOINT_INTERVAL),
         ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
         // Live tracking equals a replay sorted by time only for records that are late by at
@@ -804,7 +851,18 @@ fn torture(backend: &str) {
     );
     let published_ids: BTreeSet<String> = published_signals.keys().cloned().collect();
     let expected_ids: BTreeSet<String> = expected.signals.keys().cloned().collect();
+    // Instances lost: started in the kill-free run, with no `started` signal published.
+    let started_instances: BTreeSet<(String, String)> = published_signals
+        .values()
+        .filter_map(|json| {
+            let value: serde_json::Value = serde_json::from_str(json).expect("a signal is JSON");
+            let field = |name: &str| value["data"][name].as_str().unwrap_or_default().to_string();
+            (value["type"] == "flowwatch.started").then(|| (field("flow"), field("key")))
+        })
+        .collect();
+    let instances_lost = expected.instances.saturating_sub(started_instances.len());
     assert_same_sets("signal ids", &published_ids, &expected_ids);
+    assert_eq!(instances_lost, 0, "instances lost");
     for (id, json) in &published_signals {
         assert_eq!(json, &expected.signals[id], "signal {id} differs from the kill-free run");
     }
@@ -865,7 +923,8 @@ fn torture(backend: &str) {
 
     println!(
         "torture[{backend}]: PASSED: {kills} kills survived ({early_kills} while starting), {total_checkpoints} \
-         checkpoints in killed lives, {revocations} lives saw a revocation; {} records, {} instances, \
+         checkpoints in killed lives, {revocations} lives saw a revocation; {} records, {} instances \
+         ({instances_lost} lost), \
          {} signals ({resent} re-sent copies, all identical), {} alerts (+{alerts_resent}), {} action records \
          (+{actions_resent}), {} dead letters (+{dead_resent}); kill phase {:.1} s, last life caught up in {:.1} s, \
          total {:.1} s",
@@ -883,10 +942,17 @@ fn torture(backend: &str) {
 
 #[test]
 fn kill_minus_nine_redb() {
-    torture("redb");
+    torture("redb", Broker::Mock);
 }
 
 #[test]
 fn kill_minus_nine_sled() {
-    torture("sled");
+    torture("sled", Broker::Mock);
+}
+
+/// The same loop against a real broker process (tansu, started by the test), 10 kills by
+/// default (`TORTURE_TANSU_KILLS`); run by `scripts/e2e-tansu.sh`.
+#[test]
+fn kill_minus_nine_tansu() {
+    torture("redb", Broker::Tansu);
 }

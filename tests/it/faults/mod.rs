@@ -1,7 +1,7 @@
 //! Issue 7's in-process fault-injection suite: the daemon against librdkafka's mock cluster,
 //! with faults injected on purpose (leader moves, every broker down past the producer's
-//! timeout, the wall clock jumping, flows changed between restarts, a full or read-only state
-//! directory, a corrupt store, hostile records). After each fault the signals topic must hold
+//! timeout, a rebalance mid-batch, the wall clock jumping, flows changed between restarts, a
+//! full or read-only state directory, a corrupt store, hostile records). After each fault the signals topic must hold
 //! what a fault-free run gives: the signals of a replay of the same records sorted by time,
 //! re-sent duplicates only with identical content (one id, one signal).
 //!
@@ -15,6 +15,7 @@ mod broker;
 mod clock;
 mod flows_changed;
 mod hostile;
+mod rebalance;
 mod storage;
 
 use flowwatch::record::Record;

@@ -190,7 +190,7 @@ fn torture(backend: &str, broker: Broker) {
     };
 
     let records = simulate();
-    let produced = produce(&brokers, &records);
+    let produced = produce(&brokers, &records, matches!(broker, Broker::Tansu));
     let in_flows = produced
         .iter()
         .filter(|item| input_topics.contains(&item.topic))

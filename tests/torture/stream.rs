@@ -29,12 +29,17 @@ pub(crate) struct Produced {
 }
 
 /// Produces the records round-robin over each topic's partitions (so each partition keeps
-/// the publish order), with their event times as CreateTime.
-pub(crate) fn produce(brokers: &str, records: &[SimRecord]) -> Vec<Produced> {
+/// the publish order), with their event times as CreateTime. `one_per_batch` puts every record
+/// in a record batch of its own: tansu 0.6's in-memory storage answers a fetch from an offset
+/// inside a batch from the next batch on, skipping the rest of that batch (tansu-storage
+/// `dynostore.rs`, `split_off`), which loses records whenever a consumer resumes mid-batch, as
+/// the daemon does after every kill (docs/testing.md).
+pub(crate) fn produce(brokers: &str, records: &[SimRecord], one_per_batch: bool) -> Vec<Produced> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
+        .set("batch.num.messages", if one_per_batch { "1" } else { "10000" })
         .create()
         .expect("producer");
     let mut next_partition: HashMap<&str, i32> = HashMap::new();

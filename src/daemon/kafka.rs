@@ -111,6 +111,16 @@ impl ConsumerHooks {
     }
 }
 
+/// librdkafka logs warnings and worse, unless the `debug` property asks for its debug
+/// contexts (`cgrp`, `fetch`, `all`...): those are logged at debug level, target `librdkafka`.
+fn log_level(config: &Config) -> RDKafkaLogLevel {
+    if config.kafka.properties.contains_key("debug") {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    }
+}
+
 fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg
@@ -192,7 +202,7 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("isolation.level", "read_committed");
-    client.set_log_level(RDKafkaLogLevel::Warning);
+    client.set_log_level(log_level(config));
     client
 }
 
@@ -254,7 +264,7 @@ pub fn producer_config(config: &Config) -> ClientConfig {
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all");
-    client.set_log_level(RDKafkaLogLevel::Warning);
+    client.set_log_level(log_level(config));
     client
 }
 

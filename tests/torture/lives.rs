@@ -20,7 +20,7 @@ pub(crate) fn start_daemon(env: &[(String, String)], log: &std::fs::File, life: 
         .env("FLOWWATCH_LOG_FORMAT", "json")
         .env(
             "RUST_LOG",
-            std::env::var("TORTURE_RUST_LOG").unwrap_or_else(|_| "info,flowwatch::daemon::worker=debug".to_string()),
+            std::env::var("TORTURE_RUST_LOG").unwrap_or_else(|_| "info,flowwatch::daemon::worker=debug,librdkafka=debug".to_string()),
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null())

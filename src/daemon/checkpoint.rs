@@ -33,8 +33,9 @@ const INSTANCE_PREFIX: &str = "engine/i/";
 const ORPHANS_PREFIX: &str = "engine/o/";
 const OFFSETS_PREFIX: &str = "offsets/";
 const OUTBOX_PREFIX: &str = "outbox/";
-/// 1: the whole state as JSON chunks; 2: incremental postcard parts.
-const VERSION: u32 = 2;
+/// 1: the whole state as JSON chunks; 2: incremental postcard parts; 3: the flows' shape by
+/// names (events, steps, aliases, actions) and the topic table in the globals.
+const VERSION: u32 = 3;
 
 /// Why a checkpoint cannot be read.
 #[derive(Debug, thiserror::Error)]

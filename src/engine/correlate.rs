@@ -94,7 +94,11 @@ struct TopicEntry {
 /// Topic → candidate events, built once from the flows.
 pub struct TopicIndex {
     by_topic: HashMap<String, TopicEntry>,
+    /// Interned names by id: the flows' topics first, then topics no flow reads any more that
+    /// restored state still mentions (see [`TopicIndex::intern`]).
     names: Vec<String>,
+    /// How many of `names` the flows read.
+    read: usize,
 }
 
 impl TopicIndex {
@@ -119,7 +123,28 @@ impl TopicIndex {
                 }
             }
         }
-        TopicIndex { by_topic, names }
+        let read = names.len();
+        TopicIndex { by_topic, names, read }
+    }
+
+    /// The id of a topic name, interning it when no flow reads it (a held event or an audit
+    /// trail restored from before the flows changed); such topics are never subscribed to.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(entry) = self.by_topic.get(name) {
+            return entry.id;
+        }
+        match self.names[self.read..].iter().position(|known| known == name) {
+            Some(extra) => (self.read + extra) as u32,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() as u32 - 1
+            }
+        }
+    }
+
+    /// Every interned name, by id (the flows' topics and restored ones).
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The topic's name by interned id.
@@ -129,7 +154,7 @@ impl TopicIndex {
 
     /// Every topic any flow reads, in first-declared order.
     pub fn topics(&self) -> &[String] {
-        &self.names
+        &self.names[..self.read]
     }
 
     /// Matches a record against every flow: per flow, the first event in file order whose

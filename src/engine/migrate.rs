@@ -1,12 +1,14 @@
 //! Restoring a snapshot taken with other flows (flows added, removed or reshaped between two
 //! runs of the daemon). A flow is carried over when one of the loaded flows has its name and
-//! the same shape (event, step and alias counts), wherever it now sits in the list: its
+//! the same shape (the names of its events, steps, aliases and actions, in order: what the
+//! indices in its state refer to), wherever it now sits in the list: its
 //! instances, links and held orphans keep their state. A flow that is gone, or whose shape
 //! changed, loses its instances and held orphans, which are reported so the shell can log and
 //! count them; a flow that is new (or reshaped) starts with no instances and tracks what it
 //! reads from then on. Everything else (clock, counters, timers) is restored as usual.
 
 use super::snapshot::{shape, Snapshot, SnapshotError};
+use super::history::HistoryEntry;
 use super::instance::Status;
 use super::{Engine, EngineConfig};
 use crate::flow::Flow;
@@ -69,18 +71,18 @@ impl Engine {
         for (old, taken) in snapshot.flows.iter().enumerate() {
             if moved[old].is_none() {
                 changes.dropped.push(DroppedFlow {
-                    name: taken.0.clone(),
+                    name: taken.name.clone(),
                     ..DroppedFlow::default()
                 });
             }
         }
         for (new, now) in loaded.iter().enumerate() {
             if !moved.contains(&Some(new as u16)) {
-                changes.added.push(now.0.clone());
+                changes.added.push(now.name.clone());
             }
         }
         let dropped_entry = |changes: &mut FlowChanges, old: u16| -> usize {
-            let name = &snapshot.flows[usize::from(old)].0;
+            let name = &snapshot.flows[usize::from(old)].name;
             changes
                 .dropped
                 .iter()
@@ -135,5 +137,25 @@ impl Engine {
         // Flow indices moved and slots were freed: the next checkpoint rewrites every slot.
         engine.mark_all_changed();
         Ok((engine, changes))
+    }
+
+    /// Held events and audit trails name topics by id, and the ids follow the flows and their
+    /// order: renumbers those of a snapshot to this engine's ids.
+    pub(super) fn renumber_topics(&mut self, snapshot: &mut Snapshot) {
+        if snapshot.topics == self.topics.names() {
+            return;
+        }
+        let ids: Vec<u32> = snapshot.topics.iter().map(|name| self.topics.intern(name)).collect();
+        for group in snapshot.orphan_groups.iter_mut().flatten() {
+            group.renumber_topics(&ids);
+        }
+        for instance in snapshot.instances.iter_mut().flatten() {
+            let Some(extras) = instance.extras.as_mut() else { continue };
+            for entry in &mut extras.history {
+                if let HistoryEntry::Event(event) = entry {
+                    event.origin.topic = ids.get(event.origin.topic as usize).copied().unwrap_or(u32::MAX);
+                }
+            }
+        }
     }
 }

@@ -32,6 +32,13 @@ impl OrphanGroup {
         }
     }
 
+    /// Gives the held events' topics their ids in this engine (`ids[old id]`).
+    pub(super) fn renumber_topics(&mut self, ids: &[u32]) {
+        for event in &mut self.events {
+            event.origin.topic = ids.get(event.origin.topic as usize).copied().unwrap_or(u32::MAX);
+        }
+    }
+
     /// How many events are held.
     pub(super) fn held(&self) -> usize {
         self.events.len()

@@ -12,7 +12,7 @@
 
 use super::instance::Instance;
 use super::orphans::OrphanGroup;
-use super::snapshot::{shape, AliasEntries, Snapshot};
+use super::snapshot::{shape, AliasEntries, FlowShape, Snapshot};
 use super::{Engine, Stats};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,10 @@ pub struct PartError(String);
 /// The globals part.
 #[derive(Serialize, Deserialize)]
 struct Globals {
-    /// Each flow's name, event count and step count.
-    flows: Vec<(String, usize, usize)>,
+    /// Each flow's shape.
+    flows: Vec<FlowShape>,
+    /// The interned topic names, by id.
+    topics: Vec<String>,
     /// Each flow's number of alias tables.
     alias_tables: Vec<usize>,
     clock: Millis,
@@ -55,6 +57,7 @@ impl Engine {
     pub fn encode_globals(&self) -> Vec<u8> {
         encode(&Globals {
             flows: shape(&self.flows),
+            topics: self.topics.names().to_vec(),
             alias_tables: self.by_alias.iter().map(Vec::len).collect(),
             clock: self.clock,
             action_horizon: self.action_horizon,
@@ -180,6 +183,7 @@ impl SnapshotParts {
         }
         Ok(Snapshot {
             flows: globals.flows,
+            topics: globals.topics,
             clock: globals.clock,
             action_horizon: globals.action_horizon,
             next_seq: globals.next_seq,

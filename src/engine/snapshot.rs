@@ -33,8 +33,11 @@ pub(super) type AliasEntries = Vec<(Box<str>, u32)>;
 /// The engine's state (see the module documentation).
 #[derive(Serialize, Deserialize)]
 pub struct Snapshot {
-    /// Each flow's name, event count and step count: indices in the state refer to them.
-    pub(super) flows: Vec<(String, usize, usize)>,
+    /// Each flow's shape: indices in the state refer to it.
+    pub(super) flows: Vec<FlowShape>,
+    /// The interned topic names, by id: held events and audit trails refer to topics by id,
+    /// and the ids depend on the flows and their order.
+    pub(super) topics: Vec<String>,
     pub(super) clock: Millis,
     pub(super) action_horizon: Millis,
     pub(super) next_seq: u32,
@@ -48,15 +51,30 @@ pub struct Snapshot {
     pub(super) open_instances: u64,
 }
 
-pub(super) fn shape(flows: &[Flow]) -> Vec<(String, usize, usize)> {
+/// What the indices in one flow's state refer to: the flow's name and, in file order, the
+/// names of its events, steps, aliases and actions. Two flows with the same shape can share
+/// state; a renamed, added, removed or reordered event, step, alias or action changes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct FlowShape {
+    pub(super) name: String,
+    pub(super) events: Vec<String>,
+    pub(super) steps: Vec<String>,
+    pub(super) aliases: Vec<String>,
+    pub(super) actions: Vec<String>,
+}
+
+pub(super) fn shape(flows: &[Flow]) -> Vec<FlowShape> {
+    fn names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+        names.cloned().collect()
+    }
     flows
         .iter()
-        .map(|flow| {
-            (
-                flow.def.name.clone(),
-                flow.def.events.len(),
-                flow.def.steps.len(),
-            )
+        .map(|flow| FlowShape {
+            name: flow.def.name.clone(),
+            events: names(flow.def.events.iter().map(|event| &event.name)),
+            steps: names(flow.def.steps.iter().map(|step| &step.name)),
+            aliases: names(flow.def.aliases.iter()),
+            actions: names(flow.def.actions.iter().map(|action| &action.name)),
         })
         .collect()
 }
@@ -83,6 +101,7 @@ impl Engine {
             .collect();
         Snapshot {
             flows: shape(&self.flows),
+            topics: self.topics.names().to_vec(),
             clock: self.clock,
             action_horizon: self.action_horizon,
             next_seq: self.timers.last_seq(),
@@ -104,9 +123,7 @@ impl Engine {
     ) -> Result<Engine, SnapshotError> {
         let loaded = shape(&flows);
         if loaded != snapshot.flows {
-            let names = |shape: &[(String, usize, usize)]| {
-                shape.iter().map(|(name, ..)| name.clone()).collect()
-            };
+            let names = |shape: &[FlowShape]| shape.iter().map(|flow| flow.name.clone()).collect();
             return Err(SnapshotError::FlowsChanged {
                 taken: names(&snapshot.flows),
                 loaded: names(&loaded),
@@ -132,6 +149,8 @@ impl Engine {
         {
             return Err(inconsistent("alias tables do not match the flows"));
         }
+        let mut snapshot = snapshot;
+        engine.renumber_topics(&mut snapshot);
         engine.clock = snapshot.clock;
         engine.action_horizon = snapshot.action_horizon;
         engine.instances = snapshot.instances;

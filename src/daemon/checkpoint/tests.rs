@@ -91,5 +91,5 @@ fn damaged_or_old_checkpoints_are_refused_as_corrupt() {
     let mut batch = Batch::default();
     batch.put(META.to_vec(), br#"{"version":1,"chunks":1,"flows":["t"],"engine_clock":0,"written_at":0}"#.to_vec());
     store.apply(&batch).unwrap();
-    assert_eq!(refused(&store), "meta/checkpoint: version 1 (this build reads 2)");
+    assert_eq!(refused(&store), "meta/checkpoint: version 1 (this build reads 3)");
 }

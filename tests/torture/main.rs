@@ -265,6 +265,9 @@ fn torture(backend: &str, broker: Broker) {
         // group; the others between a few ms and 2 s after it got its partitions (0.7 s in the
         // first half of the kills: a life catches up with the whole stream in 2-4 s, so short
         // lives make the kills land while it still has records to read and signals to send).
+        // Against tansu a life commits its first records only about a second after it got its
+        // partitions (fetching 32 partitions from the start), so kills land 0.3-3 s after it:
+        // most lives then die with part of the stream applied and checkpointed.
         let early = rng.random_range(0..5) == 0;
         let Life {
             mut child,
@@ -277,8 +280,12 @@ fn torture(backend: &str, broker: Broker) {
             early_kills += 1;
             Duration::from_millis(rng.random_range(0..400))
         } else {
-            let longest = if kill <= kills / 2 { 700 } else { 2_000 };
-            let delay = Duration::from_millis(rng.random_range(5..longest));
+            let (shortest, longest) = match broker {
+                Broker::Tansu => (300, 3_000),
+                Broker::Mock if kill <= kills / 2 => (5, 700),
+                Broker::Mock => (5, 2_000),
+            };
+            let delay = Duration::from_millis(rng.random_range(shortest..longest));
             while !assigned.load(Ordering::Relaxed) && born.elapsed() < SLOW_JOIN {
                 if let Some(status) = child.try_wait().expect("wait") {
                     let _ = log_reader.join();

@@ -17,6 +17,7 @@ mod scenario;
 
 use flowwatch::engine::{Engine, EngineConfig, Input};
 use flowwatch::flow::load_dir_or_files;
+use flowwatch::json::Json;
 use flowwatch::record::Record;
 use flowwatch::replay::{replay, ReplayOptions};
 use serde_json::Value;
@@ -137,11 +138,12 @@ fn memory_per_open_instance(instances: usize) -> (f64, f64) {
         key: None,
         timestamp: scenario::BASE,
         headers: Vec::new(),
-        value: serde_json::from_str(&format!(
+        value: Json::parse(&format!(
             r#"{{"type":"OrderPlaced","eventId":"ev-{n}","occurredAt":"2026-01-05T08:00:00Z","orderId":"ord-{n:07}","total":{},"customer":{{"id":"c-{n}"}}}}"#,
             100 + n % 2000
         ))
-        .expect("valid JSON"),
+        .expect("valid JSON")
+        .into_owned(),
     }
     };
     // Warm up the tables so their growth is measured, not the first allocation.

@@ -29,6 +29,7 @@ use flowwatch::engine::signal::SignalKind;
 use flowwatch::engine::timers::{TimerKey, TimerTarget, Timers};
 use flowwatch::engine::{Engine, EngineConfig, Input, Output};
 use flowwatch::flow::{load_dir_or_files, Flow};
+use flowwatch::json::Json;
 use flowwatch::record::Record;
 use flowwatch::store::{self, Backend};
 use rdkafka::config::ClientConfig;
@@ -90,7 +91,7 @@ fn timer_op_nanos(pending: usize, ops: usize, recent: bool) -> f64 {
 /// An `OrderPlaced` of order `n`, placed at `base` + n/4 ms (four orders a millisecond, so
 /// 1 M orders span about 4 minutes): its first deadline (inventory, 10 min) comes that much
 /// after the first order's.
-fn order_placed(n: usize, base: i64) -> Record {
+fn order_placed(n: usize, base: i64) -> Record<'static> {
     let time = base + (n / 4) as i64;
     Record {
         topic: "orders".into(),
@@ -99,12 +100,13 @@ fn order_placed(n: usize, base: i64) -> Record {
         key: None,
         timestamp: time,
         headers: Vec::new(),
-        value: serde_json::from_str(&format!(
+        value: Json::parse(&format!(
             r#"{{"type":"OrderPlaced","eventId":"ev-{n}","occurredAt":"{}","orderId":"ord-{n:07}","total":{},"customer":{{"id":"c-{n}"}}}}"#,
             scenario::iso(time),
             100 + n % 2000
         ))
-        .expect("valid JSON"),
+        .expect("valid JSON")
+        .into_owned(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`time`]: event-time arithmetic, RFC 3339 and duration parsing.
 //! - [`flow`]: the flow-file model, its YAML parser and its validation.
 //! - [`record`]: the Kafka record as the engine sees it.
+//! - [`json`]: the borrowed JSON value a record's payload is parsed into.
 //! - [`engine`]: the pure, deterministic tracking engine (no I/O, no clock reads).
 //! - [`metrics`]: the Prometheus metrics, defined once, rendered for `/metrics`.
 //! - [`replay`]: offline replay of recorded records through the engine.
@@ -34,6 +35,7 @@ pub mod engine;
 pub mod flow;
 pub mod logging;
 pub mod http;
+pub mod json;
 pub mod metrics;
 pub mod record;
 pub mod replay;

@@ -213,7 +213,7 @@ steps:
         Engine::new(vec![Flow::new(def)], EngineConfig::default())
     }
 
-    fn record(offset: i64, kind: &str, id: &str, at: &str) -> Record {
+    fn record(offset: i64, kind: &str, id: &str, at: &str) -> Record<'static> {
         decode_line(
             &format!(
                 r#"{{"topic":"orders","offset":{offset},"timestamp":"{at}","value":{{"type":"{kind}","id":"{id}"}}}}"#
@@ -221,6 +221,7 @@ steps:
             offset as u64,
         )
         .expect("record parses")
+        .into_owned()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::align::TopicPartition;
 use super::outbox::OutRecord;
 use crate::config::{Config, StartFrom};
+use crate::json::Json;
 use crate::record::Record;
 use crate::time::Millis;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -306,7 +307,7 @@ pub fn flush(producer: &OutboxProducer, timeout: Duration) {
 
 /// What a consumed message became.
 pub enum Decoded {
-    Record(Record),
+    Record(Record<'static>),
     /// The payload is not JSON: dead-letter it with this reason.
     Undecodable { detail: String, raw: Vec<u8> },
 }
@@ -330,10 +331,12 @@ pub fn decode(message: &impl Message, wall: Millis) -> Decoded {
                 .collect()
         })
         .unwrap_or_default();
+    // Parsed borrowing from the message, then owned: the worker holds records until the clock
+    // reaches them.
     let value = match message.payload() {
-        None => serde_json::Value::Null,
-        Some(bytes) => match serde_json::from_slice(bytes) {
-            Ok(value) => value,
+        None => Json::Null,
+        Some(bytes) => match Json::parse_slice(bytes) {
+            Ok(value) => value.into_owned(),
             Err(error) => {
                 return Decoded::Undecodable {
                     detail: format!("payload is not JSON: {error}"),

@@ -42,7 +42,7 @@ const CHECKPOINT_SPACING: Millis = 4;
 
 /// A record read and waiting for the clock.
 struct Held {
-    record: Record,
+    record: Record<'static>,
     /// Set when its time lay beyond the allowed skew: the wall-clock time to apply it at.
     skewed_at: Option<Millis>,
 }

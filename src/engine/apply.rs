@@ -290,11 +290,13 @@ impl Engine {
         let definition = &flow.def.steps[step];
         if let Some(condition) = &definition.when {
             let event_names = &self.names.events[usize::from(instance.flow)];
-            let parsed = instance.parsed_payloads();
+            let parsed = instance.kept_payloads();
             let payloads = parsed
                 .iter()
                 .map(|(event, payload)| (&*event_names[*event], payload));
-            let holds = match condition.evaluate(&instance.key, payloads) {
+            let verdict = condition.evaluate(&instance.key, payloads);
+            drop(parsed);
+            let holds = match verdict {
                 Ok(holds) => holds,
                 Err(detail) => {
                     let mut signal = self.signal(

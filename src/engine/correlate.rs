@@ -7,7 +7,6 @@ use crate::flow::path::Found;
 use crate::flow::{EventDef, Flow};
 use crate::record::Record;
 use crate::time::Millis;
-use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -159,7 +158,7 @@ impl TopicIndex {
 
     /// Matches a record against every flow: per flow, the first event in file order whose
     /// matchers all hold.
-    pub fn matches<'r>(&self, flows: &[Flow], record: &'r Record, out: &mut Vec<Match<'r>>) {
+    pub fn matches<'r>(&self, flows: &[Flow], record: &'r Record<'_>, out: &mut Vec<Match<'r>>) {
         let Some(entry) = self.by_topic.get(record.topic.as_str()) else {
             return;
         };
@@ -180,7 +179,7 @@ impl TopicIndex {
     }
 }
 
-fn is_match(event: &EventDef, record: &Record) -> bool {
+fn is_match(event: &EventDef, record: &Record<'_>) -> bool {
     event
         .matchers
         .iter()
@@ -194,7 +193,7 @@ fn occurrence<'r>(
     flow: &Flow,
     flow_idx: u16,
     event_idx: u16,
-    record: &'r Record,
+    record: &'r Record<'_>,
     origin: Origin,
 ) -> Match<'r> {
     let event = &flow.def.events[usize::from(event_idx)];
@@ -242,12 +241,10 @@ fn occurrence<'r>(
 
 /// The CloudEvents id: payload `id` when `specversion` is present (structured mode), else the
 /// `ce_id` header (binary mode).
-fn cloudevents_id(record: &Record) -> Option<u64> {
-    if let Value::Object(fields) = &record.value {
-        if fields.contains_key("specversion") {
-            if let Some(id) = fields.get("id") {
-                return id_hash(Found::Json(id));
-            }
+fn cloudevents_id(record: &Record<'_>) -> Option<u64> {
+    if record.value.get("specversion").is_some() {
+        if let Some(id) = record.value.get("id") {
+            return id_hash(Found::Json(id));
         }
     }
     record

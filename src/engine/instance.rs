@@ -9,6 +9,7 @@
 use super::signal::Reason;
 use super::timers::TimerKey;
 use crate::flow::FlowDef;
+use crate::json::Json;
 use crate::time::Millis;
 
 /// Sentinel for "no time" in packed fields.
@@ -403,6 +404,13 @@ impl Instance {
     pub fn parsed_payloads(&self) -> Vec<(usize, serde_json::Value)> {
         self.payload_texts()
             .filter_map(|(event, text)| Some((event, serde_json::from_str(text).ok()?)))
+            .collect()
+    }
+
+    /// Every kept payload by event index, parsed borrowing from the instance (for conditions).
+    pub fn kept_payloads(&self) -> Vec<(usize, Json<'_>)> {
+        self.payload_texts()
+            .filter_map(|(event, text)| Some((event, Json::parse(text).ok()?)))
             .collect()
     }
 

@@ -78,12 +78,12 @@ impl Default for EngineConfig {
 pub enum Input<'r> {
     /// A record was read: the clock moves to its time less the allowed lateness, due timers
     /// fire, then the record is applied, then timers that became due fire.
-    RecordReceived(&'r Record),
+    RecordReceived(&'r Record<'r>),
     /// A record was read whose event time lies further in the future than the live clock
     /// allows (`tracking.max_clock_skew`): it is applied like `RecordReceived`, but with every
     /// event time replaced by `now` (the wall-clock time), and each instance it reaches gets a
     /// `deviation` of reason `clock_skew`.
-    SkewedRecordReceived { record: &'r Record, now: Millis },
+    SkewedRecordReceived { record: &'r Record<'r>, now: Millis },
     /// The clock advanced to this time (no lateness is subtracted); due timers fire.
     ClockAdvanced(Millis),
     /// Breaches with deadlines before this time are signalled but run no actions (the action
@@ -334,7 +334,7 @@ impl Engine {
     /// The time a record has on the event clock (SPEC 1.3): the latest event time among the
     /// flow events it matches, or its record timestamp if it matches none. The live shell
     /// orders records by it.
-    pub fn record_time(&self, record: &Record) -> Millis {
+    pub fn record_time(&self, record: &Record<'_>) -> Millis {
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
         matches
@@ -347,7 +347,7 @@ impl Engine {
             .unwrap_or(record.timestamp)
     }
 
-    fn handle_record(&mut self, record: &Record, cap: Option<Millis>, out: &mut Vec<Output>) {
+    fn handle_record(&mut self, record: &Record<'_>, cap: Option<Millis>, out: &mut Vec<Output>) {
         self.stats.records += 1;
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
@@ -389,7 +389,7 @@ impl Engine {
         self.fire_due(out);
         // The audit trail keeps the whole value, rendered once for every event of the record.
         let raw: Option<Box<str>> =
-            (self.config.history_limit > 0).then(|| record.value.to_string().into_boxed_str());
+            (self.config.history_limit > 0).then(|| record.value.to_text().into_boxed_str());
         for found in matches {
             if let Match::Valid(mut occurrence) = found {
                 occurrence.raw.clone_from(&raw);
@@ -417,7 +417,7 @@ impl Engine {
 
     fn rejection(
         &self,
-        record: &Record,
+        record: &Record<'_>,
         flow: u16,
         event: u16,
         why: &correlate::Invalid,

@@ -9,6 +9,7 @@ use super::tests::parts::{state, PartStore};
 use super::tests::ORDER;
 use super::*;
 use crate::flow::parse_flow_file;
+use crate::json::Json;
 use proptest::prelude::*;
 use std::collections::HashSet;
 
@@ -22,7 +23,7 @@ const EVENTS: [(&str, &str); 7] = [
     ("notes", r#""n":1"#),
 ];
 
-fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record {
+fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record<'static> {
     let (topic, body) = EVENTS[event];
     // Only the payment id placeholder (a bare `P` would also hit "Placed").
     let body = body.replace(r#""P""#, &format!(r#""p-{key}""#));
@@ -33,12 +34,13 @@ fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record {
         key: None,
         timestamp: time,
         headers: Vec::new(),
-        value: serde_json::from_str(&format!(r#"{{{body},"id":"o-{key}","eid":"e{eid}"}}"#))
-            .expect("valid JSON"),
+        value: Json::parse(&format!(r#"{{{body},"id":"o-{key}","eid":"e{eid}"}}"#))
+            .expect("valid JSON")
+            .into_owned(),
     }
 }
 
-fn run(records: &[Record], lateness: Millis, renumber_above: Option<u32>) -> Vec<Signal> {
+fn run(records: &[Record<'_>], lateness: Millis, renumber_above: Option<u32>) -> Vec<Signal> {
     let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
     let config = EngineConfig {
         allowed_lateness: lateness,
@@ -64,7 +66,7 @@ fn run(records: &[Record], lateness: Millis, renumber_above: Option<u32>) -> Vec
 
 /// (key, event, minute, event-id) tuples become records in time order, then neighbouring
 /// records closer than the lateness are swapped and some are re-delivered.
-fn stream() -> impl Strategy<Value = (Vec<Record>, Millis)> {
+fn stream() -> impl Strategy<Value = (Vec<Record<'static>>, Millis)> {
     let event = (0u8..4, 0usize..EVENTS.len(), 0i64..300, 0u8..40);
     (
         prop::collection::vec(event, 0..80),

@@ -1,12 +1,18 @@
 //! Step conditions (`when`): CEL expressions over `key` and `events`, compiled once at load
 //! time. JSON numbers become CEL `int` when they are integers and `double` otherwise; CEL
 //! compares the two by value, so `events.X.amount > 1000` holds for 1500 and 1500.5 alike.
+//! An evaluation builds CEL's values directly from the kept payloads, borrowing their strings,
+//! and hands them to CEL through a variable resolver: no `cel::Value` maps, no copies.
 
+use crate::json::Json;
 use cel::common::ast::{EntryExpr, Expr};
-use cel::objects::{Key, Map};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::parser::Expression;
 use cel::{Context, Env, Program, Value as CelValue};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
@@ -66,23 +72,22 @@ impl Condition {
         expression_depth(self.program.expression())
     }
 
-    /// Evaluates the condition. `Err` carries the reason when the result is not a boolean.
+    /// Evaluates the condition over the instance key and the kept payloads by event name.
+    /// `Err` carries the reason when the result is not a boolean.
     pub fn evaluate<'a>(
         &self,
-        key: &str,
-        events: impl Iterator<Item = (&'a str, &'a Value)>,
+        key: &'a str,
+        events: impl Iterator<Item = (&'a str, &'a Json<'a>)>,
     ) -> Result<bool, String> {
-        let mut context = Context::with_env(standard_env());
-        context.add_variable_from_value("key", key.to_string());
-        let events: HashMap<Key, CelValue> = events
-            .map(|(name, payload)| (Key::from(name.to_string()), to_cel(payload)))
+        let events: HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> = events
+            .map(|(name, payload)| (CelMapKey::from(name), to_val(payload)))
             .collect();
-        context.add_variable_from_value(
-            "events",
-            CelValue::Map(Map {
-                map: Arc::new(events),
-            }),
-        );
+        let variables = Variables {
+            key: CelString::from(key),
+            events: CelMap::from(events),
+        };
+        let mut context = Context::with_env(standard_env());
+        context.set_variable_resolver(&variables);
         match self.program.execute(&context) {
             Ok(CelValue::Bool(result)) => Ok(result),
             Ok(other) => Err(format!(
@@ -94,28 +99,46 @@ impl Condition {
     }
 }
 
-/// Converts JSON to a CEL value: integers to `int` (or `uint` beyond i64), others to `double`.
-pub fn to_cel(value: &Value) -> CelValue {
+/// The two variables a condition sees, resolved by name (no per-evaluation variable table).
+struct Variables<'a> {
+    key: CelString<'a>,
+    events: CelMap<'a>,
+}
+
+impl VariableResolver for Variables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "key" => Some(CowVal::Borrowed(&self.key)),
+            "events" => Some(CowVal::Borrowed(&self.events)),
+            _ => None,
+        }
+    }
+}
+
+/// Converts JSON to a CEL value borrowing its strings: integers to `int` (or `uint` beyond
+/// i64), other numbers to `double`; an object's repeated name keeps its last value.
+pub fn to_val<'a>(value: &'a Json<'a>) -> Box<dyn Val + 'a> {
     match value {
-        Value::Null => CelValue::Null,
-        Value::Bool(flag) => CelValue::Bool(*flag),
-        Value::Number(number) => {
+        Json::Null => Box::new(CelNull),
+        Json::Bool(flag) => Box::new(CelBool::from(*flag)),
+        Json::Number(number) => {
             if let Some(integer) = number.as_i64() {
-                CelValue::Int(integer)
+                Box::new(CelInt::from(integer))
             } else if let Some(integer) = number.as_u64() {
-                CelValue::UInt(integer)
+                Box::new(CelUInt::from(integer))
             } else {
-                CelValue::Float(number.as_f64().unwrap_or(f64::NAN))
+                Box::new(CelDouble::from(number.as_f64().unwrap_or(f64::NAN)))
             }
         }
-        Value::String(text) => CelValue::String(Arc::new(text.clone())),
-        Value::Array(items) => CelValue::List(Arc::new(items.iter().map(to_cel).collect())),
-        Value::Object(fields) => {
-            let map: HashMap<Key, CelValue> = fields
+        Json::String(text) => Box::new(CelString::from(&**text)),
+        Json::Array(items) => Box::new(CelList::from(items.iter().map(to_val).collect::<Vec<_>>())),
+        Json::Object(fields) => {
+            // Later fields replace earlier ones of the same name, as in `serde_json::Map`.
+            let map: HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> = fields
                 .iter()
-                .map(|(name, field)| (Key::from(name.clone()), to_cel(field)))
+                .map(|(name, field)| (CelMapKey::from(&**name), to_val(field)))
                 .collect();
-            CelValue::Map(Map { map: Arc::new(map) })
+            Box::new(CelMap::from(map))
         }
     }
 }
@@ -223,9 +246,11 @@ fn entry_uses(entry: &EntryExpr, uses: &mut Vec<(String, Option<String>)>) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use cel::objects::{Key, Map};
+    use serde_json::{json, Value};
 
     fn eval(source: &str, payload: Value) -> Result<bool, String> {
+        let payload = Json::from(payload);
         Condition::compile(source)
             .unwrap()
             .evaluate("k-1", [("Placed", &payload)].into_iter())
@@ -253,6 +278,80 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("key == 'k-1'", json!({})), Ok(true));
+    }
+
+    /// The conversion through `cel::Value` maps that evaluation used before (kept as the
+    /// reference the direct conversion must agree with).
+    fn to_cel_value(value: &Value) -> CelValue {
+        match value {
+            Value::Null => CelValue::Null,
+            Value::Bool(flag) => CelValue::Bool(*flag),
+            Value::Number(number) => {
+                if let Some(integer) = number.as_i64() {
+                    CelValue::Int(integer)
+                } else if let Some(integer) = number.as_u64() {
+                    CelValue::UInt(integer)
+                } else {
+                    CelValue::Float(number.as_f64().unwrap_or(f64::NAN))
+                }
+            }
+            Value::String(text) => CelValue::String(Arc::new(text.clone())),
+            Value::Array(items) => {
+                CelValue::List(Arc::new(items.iter().map(to_cel_value).collect()))
+            }
+            Value::Object(fields) => {
+                let map: HashMap<Key, CelValue> = fields
+                    .iter()
+                    .map(|(name, field)| (Key::from(name.clone()), to_cel_value(field)))
+                    .collect();
+                CelValue::Map(Map { map: Arc::new(map) })
+            }
+        }
+    }
+
+    fn eval_through_values(source: &str, payload: &Value) -> Result<CelValue, String> {
+        let program = Program::compile(source).unwrap();
+        let mut context = Context::with_env(standard_env());
+        context.add_variable_from_value("key", "k-1".to_string());
+        let events = HashMap::from([(Key::from("Placed".to_string()), to_cel_value(payload))]);
+        context.add_variable_from_value("events", CelValue::Map(Map { map: Arc::new(events) }));
+        program.execute(&context).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn agrees_with_evaluation_through_cel_values() {
+        let text = r#"{"amount":1500,"big":18446744073709551615,"rate":0.5,"name":"Ann",
+            "tags":["a","b"],"nested":{"x":{"y":[1,2.5,null]}},"flag":true,"none":null,
+            "name":"Bob"}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        let payload = Json::parse(text).unwrap();
+        for source in [
+            "events.Placed.amount > 1000",
+            "events.Placed.big > 1u",
+            "events.Placed.rate * 2.0 == 1.0",
+            "events.Placed.name == 'Bob'",
+            "size(events.Placed.tags) == 2 && 'b' in events.Placed.tags",
+            "events.Placed.nested.x.y[1] == 2.5 && events.Placed.nested.x.y[2] == null",
+            "has(events.Placed.flag) && events.Placed.flag && !has(events.Placed.missing)",
+            "events.Placed.none == null",
+            "events.Placed.tags.map(t, t + key) == ['ak-1', 'bk-1']",
+            "events.Placed.nested == {'x': {'y': [1, 2.5, null]}}",
+            "size(events) == 1 && 'Placed' in events && key.startsWith('k')",
+            "events.Placed.missing > 1",
+            "events.Placed.name > 1",
+            "events.Other.x == 1",
+            "events.Placed.amount",
+        ] {
+            let reference = match eval_through_values(source, &value) {
+                Ok(CelValue::Bool(result)) => Ok(result),
+                Ok(other) => Err(format!("condition {source:?} gave {other:?}, not a boolean")),
+                Err(error) => Err(format!("condition {source:?} failed: {error}")),
+            };
+            let direct = Condition::compile(source)
+                .unwrap()
+                .evaluate("k-1", [("Placed", &payload)].into_iter());
+            assert_eq!(direct, reference, "{source}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub use path::Path;
 pub use template::Template;
 
 use crate::time::Millis;
+use crate::json::Json;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -275,19 +276,19 @@ impl Flow {
 
 impl Keep {
     /// Projects a payload to what must be kept, as compact JSON text; `None` when nothing is.
-    pub fn project(&self, payload: &Value) -> Option<Box<str>> {
+    pub fn project(&self, payload: &Json<'_>) -> Option<Box<str>> {
         match self {
             Keep::Nothing => None,
-            Keep::Whole => Some(payload.to_string().into_boxed_str()),
+            Keep::Whole => Some(payload.to_text().into_boxed_str()),
             Keep::Fields(fields) => {
-                let Some(object) = payload.as_object() else {
-                    return Some(payload.to_string().into_boxed_str());
-                };
+                if !payload.is_object() {
+                    return Some(payload.to_text().into_boxed_str());
+                }
                 // Written into one buffer: a str serialises exactly as `Value::String` does.
                 let mut text = Vec::with_capacity(64);
                 text.push(b'{');
                 for field in fields {
-                    if let Some(value) = object.get(&**field) {
+                    if let Some(value) = payload.get(field) {
                         if text.len() > 1 {
                             text.push(b',');
                         }

@@ -3,6 +3,7 @@
 //! `$header.NAME`. A path is compiled once when the flow is loaded and resolved per record
 //! without allocating.
 
+use crate::json::Json;
 use crate::record::Record;
 use serde_json::Value;
 use std::fmt;
@@ -26,7 +27,7 @@ pub enum Path {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Found<'a> {
     /// A value inside the payload.
-    Json(&'a Value),
+    Json(&'a Json<'a>),
     /// A string from the record envelope (key, topic, header).
     Text(&'a str),
     /// The record timestamp.
@@ -82,9 +83,9 @@ impl Path {
     }
 
     /// Resolves the path in a record; `None` if it is absent.
-    pub fn resolve<'a>(&self, record: &'a Record) -> Option<Found<'a>> {
+    pub fn resolve<'a>(&self, record: &'a Record<'_>) -> Option<Found<'a>> {
         match self {
-            Path::Payload(segments) => lookup(&record.value, segments).map(Found::Json),
+            Path::Payload(segments) => lookup_json(&record.value, segments).map(Found::Json),
             Path::RecordKey => record.key.as_deref().map(Found::Text),
             Path::Topic => Some(Found::Text(&record.topic)),
             Path::Timestamp => Some(Found::Millis(record.timestamp)),
@@ -108,6 +109,19 @@ pub fn lookup<'a>(root: &'a Value, segments: &[Box<str>]) -> Option<&'a Value> {
         current = match current {
             Value::Object(map) => map.get(&**segment)?,
             Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// [`lookup`] in a record's payload.
+pub fn lookup_json<'a, 'j>(root: &'a Json<'j>, segments: &[Box<str>]) -> Option<&'a Json<'j>> {
+    let mut current = root;
+    for segment in segments {
+        current = match current {
+            Json::Object(_) => current.get(segment)?,
+            Json::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
             _ => return None,
         };
     }
@@ -153,7 +167,10 @@ impl<'a> Found<'a> {
     /// Equality with a JSON scalar from a `match` entry: equal as JSON, numbers by value.
     pub fn equals(&self, expected: &Value) -> bool {
         match (self, expected) {
-            (Found::Json(actual), expected) => json_equal(actual, expected),
+            (Found::Json(Json::Number(actual)), Value::Number(expected)) => {
+                numbers_equal(actual, expected)
+            }
+            (Found::Json(actual), expected) => *actual == expected,
             (Found::Text(actual), Value::String(expected)) => actual == expected,
             (Found::Millis(actual), Value::Number(expected)) => {
                 expected.as_f64() == Some(*actual as f64)
@@ -166,11 +183,9 @@ impl<'a> Found<'a> {
     pub fn as_key(&self) -> Option<std::borrow::Cow<'a, str>> {
         use std::borrow::Cow;
         match *self {
-            Found::Json(Value::String(text)) if !text.is_empty() => {
-                Some(Cow::Borrowed(text.as_str()))
-            }
+            Found::Json(Json::String(text)) if !text.is_empty() => Some(Cow::Borrowed(&**text)),
             Found::Text(text) if !text.is_empty() => Some(Cow::Borrowed(text)),
-            Found::Json(Value::Number(number)) => Some(Cow::Owned(number.to_string())),
+            Found::Json(Json::Number(number)) => Some(Cow::Owned(number.to_string())),
             Found::Millis(millis) => Some(Cow::Owned(millis.to_string())),
             _ => None,
         }
@@ -179,7 +194,9 @@ impl<'a> Found<'a> {
     /// The value as an event time: RFC 3339 string or epoch milliseconds.
     pub fn as_time(&self) -> Option<i64> {
         match *self {
-            Found::Json(value) => crate::time::from_json(value),
+            Found::Json(Json::String(text)) => crate::time::parse_rfc3339(text),
+            Found::Json(Json::Number(number)) => number.as_i64(),
+            Found::Json(_) => None,
             Found::Text(text) => crate::time::parse_rfc3339(text),
             Found::Millis(millis) => Some(millis),
         }
@@ -188,7 +205,7 @@ impl<'a> Found<'a> {
     /// The value as JSON, copying envelope strings.
     pub fn to_json(&self) -> Value {
         match *self {
-            Found::Json(value) => value.clone(),
+            Found::Json(value) => value.to_value(),
             Found::Text(text) => Value::String(text.to_string()),
             Found::Millis(millis) => Value::from(millis),
         }
@@ -198,16 +215,19 @@ impl<'a> Found<'a> {
 /// JSON equality where numbers compare by value (`1` equals `1.0`).
 pub fn json_equal(left: &Value, right: &Value) -> bool {
     match (left, right) {
-        (Value::Number(left), Value::Number(right)) => {
-            if let (Some(left), Some(right)) = (left.as_i64(), right.as_i64()) {
-                left == right
-            } else if let (Some(left), Some(right)) = (left.as_u64(), right.as_u64()) {
-                left == right
-            } else {
-                left.as_f64() == right.as_f64()
-            }
-        }
+        (Value::Number(left), Value::Number(right)) => numbers_equal(left, right),
         _ => left == right,
+    }
+}
+
+/// Numbers by value: `1` equals `1.0`.
+fn numbers_equal(left: &serde_json::Number, right: &serde_json::Number) -> bool {
+    if let (Some(left), Some(right)) = (left.as_i64(), right.as_i64()) {
+        left == right
+    } else if let (Some(left), Some(right)) = (left.as_u64(), right.as_u64()) {
+        left == right
+    } else {
+        left.as_f64() == right.as_f64()
     }
 }
 
@@ -216,7 +236,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> Record {
+    fn record(value: Value) -> Record<'static> {
         Record {
             topic: "orders".into(),
             partition: 0,
@@ -224,7 +244,7 @@ mod tests {
             key: Some("k-1".into()),
             timestamp: 42,
             headers: vec![("ce_type".into(), "OrderPlaced".into())],
-            value,
+            value: value.into(),
         }
     }
 
@@ -248,11 +268,11 @@ mod tests {
 
     #[test]
     fn keys_and_equality() {
-        assert_eq!(Found::Json(&json!(42)).as_key().as_deref(), Some("42"));
-        assert_eq!(Found::Json(&json!("")).as_key(), None);
-        assert_eq!(Found::Json(&json!(null)).as_key(), None);
-        assert!(Found::Json(&json!(1)).equals(&json!(1.0)));
-        assert!(!Found::Json(&json!("1")).equals(&json!(1)));
-        assert!(!Found::Json(&json!(null)).equals(&json!("x")));
+        assert_eq!(Found::Json(&Json::from(json!(42))).as_key().as_deref(), Some("42"));
+        assert_eq!(Found::Json(&Json::from(json!(""))).as_key(), None);
+        assert_eq!(Found::Json(&Json::from(json!(null))).as_key(), None);
+        assert!(Found::Json(&Json::from(json!(1))).equals(&json!(1.0)));
+        assert!(!Found::Json(&Json::from(json!("1"))).equals(&json!(1)));
+        assert!(!Found::Json(&Json::from(json!(null))).equals(&json!("x")));
     }
 }

@@ -1,8 +1,10 @@
 //! Decoding replay input: one JSON record per line, in flowwatch's own envelope
 //! (`topic`, `partition`, `offset`, `key`, `timestamp`, `headers`, `value`) or kcat's `-J`
 //! envelope (`payload` as a string, `ts` in epoch milliseconds, `headers` as a flat
-//! name/value array). A line that cannot be decoded is an error value, never a panic.
+//! name/value array). A line that cannot be decoded is an error value, never a panic. The
+//! payload is parsed into a [`Json`] that borrows from the line, so the record borrows it too.
 
+use crate::json::Json;
 use crate::record::Record;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,7 +29,7 @@ pub enum DecodeError {
 }
 
 /// The envelope; small fields stay raw JSON borrowed from the line and are read on demand,
-/// so only the payload is built as a `Value`.
+/// and the payload borrows its strings from the line.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
@@ -42,8 +44,10 @@ struct Envelope<'a> {
     ts: Option<&'a RawValue>,
     #[serde(borrow)]
     headers: Option<&'a RawValue>,
-    value: Option<Value>,
-    payload: Option<Value>,
+    #[serde(borrow)]
+    value: Option<Json<'a>>,
+    #[serde(borrow)]
+    payload: Option<Json<'a>>,
 }
 
 /// A raw JSON string or integer as a time; `None` if it is neither or unreadable.
@@ -70,8 +74,9 @@ fn raw_key(raw: &RawValue) -> Option<String> {
 }
 
 /// Decodes one line. `line_number` (1-based) becomes the offset when the line has none, so
-/// every record of a replay has distinct coordinates.
-pub fn decode_line(line: &str, line_number: u64) -> Result<Record, DecodeError> {
+/// every record of a replay has distinct coordinates. A payload given as a string of JSON
+/// text (kcat's) is parsed from the unescaped copy and owned.
+pub fn decode_line(line: &str, line_number: u64) -> Result<Record<'_>, DecodeError> {
     let envelope: Envelope<'_> =
         serde_json::from_str(line).map_err(|error| DecodeError::Json(error.to_string()))?;
     let topic = envelope
@@ -85,7 +90,8 @@ pub fn decode_line(line: &str, line_number: u64) -> Result<Record, DecodeError> 
     let timestamp = raw_time(timestamp).ok_or(DecodeError::BadTimestamp)?;
     let value = match envelope.value.or(envelope.payload) {
         None => return Err(DecodeError::MissingValue),
-        Some(Value::String(raw)) => serde_json::from_str(&raw)
+        Some(Json::String(raw)) => Json::parse(&raw)
+            .map(Json::into_owned)
             .map_err(|error| DecodeError::PayloadNotJson(error.to_string()))?,
         Some(value) => value,
     };
@@ -162,14 +168,14 @@ mod tests {
         assert_eq!(record.key.as_deref(), Some("o-1"));
         assert_eq!(record.timestamp, 1_767_225_600_000);
         assert_eq!(record.header("ce_type"), Some("x"));
-        assert_eq!(record.value, json!({"type": "OrderPlaced"}));
+        assert_eq!(record.value.to_value(), json!({"type": "OrderPlaced"}));
     }
 
     #[test]
     fn defaults_and_raw_payload_strings() {
         let record = decode_line(r#"{"topic":"t","timestamp":5,"value":"{\"a\":1}"}"#, 9).unwrap();
         assert_eq!((record.partition, record.offset, record.key), (0, 9, None));
-        assert_eq!(record.value, json!({"a": 1}));
+        assert_eq!(record.value.to_value(), json!({"a": 1}));
         assert!(matches!(
             decode_line(r#"{"topic":"t","timestamp":5,"value":"{not json"}"#, 1),
             Err(DecodeError::PayloadNotJson(_))
@@ -183,7 +189,7 @@ mod tests {
         assert_eq!(record.timestamp, 1_767_225_600_000);
         assert_eq!(record.header("ce_id"), Some("e-1"));
         assert_eq!(record.header("ce_type"), Some("x"));
-        assert_eq!(record.value, json!({"type": "OrderPlaced"}));
+        assert_eq!(record.value.to_value(), json!({"type": "OrderPlaced"}));
         let null_key = r#"{"topic":"t","ts":1,"key":null,"payload":"1"}"#;
         assert_eq!(decode_line(null_key, 1).unwrap().key, None);
         let number_key = r#"{"topic":"t","ts":1,"key":42,"payload":"1"}"#;

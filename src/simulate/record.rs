@@ -1,6 +1,7 @@
 //! The record the simulator produces: what a service would hand its Kafka producer (topic,
 //! key, CreateTime, headers, payload bytes), and its conversion to the engine's [`Record`].
 
+use crate::json::Json;
 use crate::record::Record;
 use crate::time::Millis;
 
@@ -25,7 +26,7 @@ pub struct SimRecord {
 impl SimRecord {
     /// The record as the engine would see it after consuming it from `partition` at `offset`.
     /// Fails when the payload is not JSON (a shell counts such a record as undecodable).
-    pub fn to_record(&self, partition: i32, offset: i64) -> Result<Record, serde_json::Error> {
+    pub fn to_record(&self, partition: i32, offset: i64) -> Result<Record<'_>, serde_json::Error> {
         Ok(Record {
             topic: self.topic.clone(),
             partition,
@@ -33,7 +34,7 @@ impl SimRecord {
             key: self.key.clone(),
             timestamp: self.timestamp,
             headers: self.headers.clone(),
-            value: serde_json::from_slice(&self.payload)?,
+            value: Json::parse_slice(&self.payload)?,
         })
     }
 

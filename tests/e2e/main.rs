@@ -153,7 +153,7 @@ fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i
 /// Every record now in `topics`, decoded as the daemon decodes them, with the partition and
 /// offset the broker gave them; undecodable ones apart as (topic, partition, offset).
 /// Records of `also` are only counted.
-fn read_back(brokers: &str, topics: &[String], also: &[String]) -> (Vec<Record>, Vec<(String, i32, i64)>, usize) {
+fn read_back(brokers: &str, topics: &[String], also: &[String]) -> (Vec<Record<'static>>, Vec<(String, i32, i64)>, usize) {
     let wanted: BTreeSet<&String> = topics.iter().collect();
     let all: Vec<String> = topics.iter().chain(also).cloned().collect();
     let (consumer, mut high) = reader(brokers, &all);

@@ -57,12 +57,12 @@ impl Drop for TempDir {
 }
 
 /// Records of a recorded example, in file order.
-pub fn example_records(name: &str) -> Vec<Record> {
+pub fn example_records(name: &str) -> Vec<Record<'static>> {
     let text = std::fs::read_to_string(root().join("tests/examples").join(name)).unwrap();
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| decode_line(line, index as u64 + 1).expect("example decodes"))
+        .map(|(index, line)| decode_line(line, index as u64 + 1).expect("example decodes").into_owned())
         .collect()
 }
 
@@ -85,7 +85,7 @@ pub fn input_topics() -> Vec<String> {
 
 /// Produces records (partition chosen round-robin per topic, so each partition keeps the file
 /// order) and returns them with the partition and offset Kafka gave them.
-pub fn produce(brokers: &str, records: &[Record]) -> Vec<Record> {
+pub fn produce(brokers: &str, records: &[Record]) -> Vec<Record<'static>> {
     produce_more(brokers, records, &mut Produced::default())
 }
 
@@ -97,7 +97,7 @@ pub struct Produced {
 }
 
 /// [`produce`] onto topics that already hold what `so_far` counted.
-pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) -> Vec<Record> {
+pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) -> Vec<Record<'static>> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -136,7 +136,7 @@ pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) ->
         produced.push(Record {
             partition,
             offset,
-            ..record.clone()
+            ..record.clone().into_owned()
         });
     }
     producer.flush(Duration::from_secs(10)).expect("flush");

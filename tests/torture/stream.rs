@@ -25,7 +25,7 @@ pub(crate) struct Produced {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     /// `None` when the payload is not JSON (the daemon dead-letters it as `invalid_json`).
-    pub(crate) record: Option<Record>,
+    pub(crate) record: Option<Record<'static>>,
 }
 
 /// Produces the records round-robin over each topic's partitions (so each partition keeps
@@ -91,7 +91,7 @@ pub(crate) fn produce(brokers: &str, records: &[SimRecord], one_per_batch: bool)
             topic: record.topic.clone(),
             partition,
             offset,
-            record: record.to_record(partition, offset).ok(),
+            record: record.to_record(partition, offset).ok().map(Record::into_owned),
         });
     }
     producer.flush(Duration::from_secs(60)).expect("flush");

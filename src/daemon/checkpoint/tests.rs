@@ -30,7 +30,7 @@ fn apply(engine: &mut Engine, offset: i64, kind: &str, id: &str) {
         key: None,
         timestamp: offset * 60_000,
         headers: Vec::new(),
-        value: serde_json::json!({ "type": kind, "id": id }),
+        value: serde_json::json!({ "type": kind, "id": id }).into(),
     };
     engine.handle(Input::RecordReceived(&record), &mut Vec::new());
 }

@@ -220,7 +220,7 @@ fn a_record_delivered_three_times_gives_deviations_with_distinct_ids() {
         key: None,
         timestamp: 0,
         headers: Vec::new(),
-        value: serde_json::from_str(value).unwrap(),
+        value: Json::parse(value).unwrap().into_owned(),
     };
     let placed = record(7, r#"{"type":"Placed","id":"o-1","eid":"e1"}"#);
     let mut outputs = Vec::new();
@@ -252,7 +252,7 @@ fn a_record_from_the_future_is_applied_at_the_wall_clock_with_a_clock_skew_devia
         // A producer whose clock is a day ahead.
         timestamp: 86_400_000,
         headers: Vec::new(),
-        value: serde_json::from_str(r#"{"type":"Placed","id":"o-1","eid":"e1"}"#).unwrap(),
+        value: Json::parse(r#"{"type":"Placed","id":"o-1","eid":"e1"}"#).unwrap(),
     };
     assert_eq!(engine.record_time(&placed), 86_400_000);
     let mut outputs = Vec::new();

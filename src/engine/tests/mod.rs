@@ -11,6 +11,7 @@
 
 use super::*;
 use crate::flow::parse_flow_file;
+use crate::json::Json;
 use crate::time::{format_duration, parse_duration};
 use expect_test::Expect;
 
@@ -139,7 +140,7 @@ pub(super) fn feed(engine: &mut Engine, line_number: usize, line: &str, transcri
                 key,
                 timestamp: offset(first),
                 headers,
-                value: serde_json::from_str(rest).expect("JSON value"),
+                value: Json::parse(rest).expect("JSON value"),
             };
             engine.handle(Input::RecordReceived(&record), &mut outputs);
         }

@@ -321,7 +321,7 @@ fn hostile_records_are_dead_lettered_or_counted_and_change_nothing_else() {
             Raw {
                 topic: record.topic.clone(),
                 key: record.key.clone().map(String::into_bytes),
-                payload: json(record.value.clone()),
+                payload: json(record.value.to_value()),
                 timestamp: record.timestamp,
                 headers: record.headers.clone(),
             },

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// A simulated choreography of `minutes` of event time from `start`: orders and onboardings
 /// with slow, lost and declined steps (so there are breaches, retries and alerts), every
 /// record JSON and on a topic the flows read.
-pub fn sim_stream(seed: u64, start: Millis, minutes: i64, rate_per_sec: f64) -> Vec<Record> {
+pub fn sim_stream(seed: u64, start: Millis, minutes: i64, rate_per_sec: f64) -> Vec<Record<'static>> {
     let faults = FaultMix {
         lost: 0.08,
         slow: 0.08,
@@ -49,7 +49,7 @@ pub fn sim_stream(seed: u64, start: Millis, minutes: i64, rate_per_sec: f64) -> 
     let mut out = Vec::new();
     simulator.advance(start + minutes * 60_000, &mut out);
     out.iter()
-        .map(|record| record.to_record(0, 0).expect("a fault-free payload is JSON"))
+        .map(|record| record.to_record(0, 0).expect("a fault-free payload is JSON").into_owned())
         .collect()
 }
 

@@ -47,8 +47,9 @@ if [ -z "${TANSU:-}" ]; then
     # About 25-40 minutes on 2 cores the first time; the target dir is cached between runs.
     echo "installing tansu $TANSU_VERSION with $TANSU_FEATURES (cached build in $CACHE)"
     mkdir -p "$CACHE"
-    CARGO_TARGET_DIR=$CACHE timeout 3600 cargo install tansu --version "$TANSU_VERSION" \
-      --locked --features "$TANSU_FEATURES"
+    # opt-level 1, as in .ci/run: a test broker, built in about 40 % less CPU time.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_TARGET_DIR=$CACHE timeout 3600 \
+      cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES"
     TANSU=$HOME/.cargo/bin/tansu
   fi
 fi

@@ -68,8 +68,15 @@ pub struct Worker {
     pub(super) health: Health,
 }
 
+/// The output topics, shared by every record sent to them.
+struct OutTopics {
+    signals: Option<Arc<str>>,
+    alerts: Option<Arc<str>>,
+}
+
 /// Loop state that is not configuration.
 struct Run {
+    out_topics: OutTopics,
     aligner: Aligner<Held>,
     topics: HashMap<String, Arc<str>>,
     outputs: Vec<Output>,
@@ -117,7 +124,12 @@ impl Worker {
         let real = SystemClock;
         let topics: Vec<String> = self.tracker.engine().topics().to_vec();
         kafka::subscribe(&self.consumer, &topics)?;
+        let shared_topic = |topic: &Option<String>| topic.as_deref().map(Arc::<str>::from);
         let mut run = Run {
+            out_topics: OutTopics {
+                signals: shared_topic(&self.config.outputs.signals_topic),
+                alerts: shared_topic(&self.config.outputs.alerts_topic),
+            },
             aligner: Aligner::new(
                 self.config.tracking.allowed_lateness,
                 self.config.kafka.max_held_records,
@@ -312,7 +324,8 @@ impl Worker {
         if !run.outputs.is_empty() {
             // An operator action: it is not in Kafka, so make it durable at once.
             run.force_checkpoint = true;
-            self.effects(run, None);
+            // Requests go through `Tracker::handle`, which remembered their signals already.
+            self.effects(run, None, false);
         }
     }
 
@@ -486,8 +499,11 @@ impl Worker {
         let horizon = wall.saturating_sub(self.config.tracking.action_horizon);
         if horizon.saturating_sub(run.horizon_set) >= 1_000 || horizon < run.horizon_set {
             self.tracker
-                .handle(Input::ActionHorizonSet(horizon), &mut run.outputs);
+                .handle_deferred(Input::ActionHorizonSet(horizon), &mut run.outputs);
             run.horizon_set = horizon;
+            if !run.outputs.is_empty() {
+                self.effects(run, None, true);
+            }
         }
         let live = run.aligner.clock(wall);
         tracing::trace!(live = %time::format_rfc3339(live.max(0)), waiting = run.aligner.waiting(), "Live clock.");
@@ -500,17 +516,17 @@ impl Worker {
                 None => Input::RecordReceived(&held.record),
             };
             let before = self.tracker.engine().stats().clone();
-            self.tracker.handle(input, &mut run.outputs);
+            self.tracker.handle_deferred(input, &mut run.outputs);
             self.metrics
                 .observe_record(&held.record.topic, &before, self.tracker.engine().stats());
-            self.effects(run, Some(&held.record));
+            self.effects(run, Some(&held.record), true);
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
         }
         let target = run.aligner.engine_target(live);
         if target > self.tracker.engine().clock() && target > Millis::MIN {
             self.tracker
-                .handle(Input::ClockAdvanced(target), &mut run.outputs);
-            self.effects(run, None);
+                .handle_deferred(Input::ClockAdvanced(target), &mut run.outputs);
+            self.effects(run, None, true);
         }
         let lag = if self.tracker.engine().clock() == Millis::MIN {
             0

@@ -16,7 +16,8 @@
 //! per record (from the kernel's per-thread accounting: what one core spends per record, less
 //! sensitive to other load than the rates); asserts nothing about time.
 //! `--quick` (CI): 20 k records; default 200 k; `--records N`, `--partitions N`, `--runs N`;
-//! `--no-publish` disables the daemon's output topics (a diagnostic: what publishing costs).
+//! `--no-publish` disables the daemon's output topics (a diagnostic: what publishing costs);
+//! `--no-history` sets `tracking.history_limit` to 0 (a diagnostic: what the audit trail costs).
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -236,7 +237,7 @@ struct DaemonRun {
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
-fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool) -> DaemonRun {
+fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, history: bool) -> DaemonRun {
     let state = tempfile::tempdir().expect("temporary state directory");
     let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
@@ -255,6 +256,11 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool) -> Dae
         for topic in ["SIGNALS_TOPIC", "ALERTS_TOPIC", "DEAD_LETTER_TOPIC"] {
             env.insert(format!("FLOWWATCH__OUTPUTS__{topic}"), String::new());
         }
+    }
+    if !history {
+        // Diagnostic (`--no-history`): no audit trail, as in a replay (the engine otherwise
+        // renders each record's payload as JSON for the instance history).
+        env.insert("FLOWWATCH__TRACKING__HISTORY_LIMIT".to_string(), "0".to_string());
     }
     let config = config::load(None, &env).expect("benchmark configuration is valid");
     assert_eq!(config.state.backend, "redb", "the default store");
@@ -304,6 +310,7 @@ fn main() {
     let partitions = value_of("--partitions").unwrap_or(16) as i32;
     let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
     let publish = !args.iter().any(|arg| arg == "--no-publish");
+    let history = !args.iter().any(|arg| arg == "--no-history");
 
     let topics = Engine::new(flows(), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
@@ -324,7 +331,8 @@ fn main() {
     let mut worker_best = f64::INFINITY;
     for run in 0..runs {
         let base = baseline(&brokers, &topics, produced, &format!("bench-baseline-{run}"));
-        let daemon = daemon_rate(&brokers, produced, &format!("bench-daemon-{run}"), publish);
+        let group = format!("bench-daemon-{run}");
+        let daemon = daemon_rate(&brokers, produced, &group, publish, history);
         println!(
             "run {}: baseline {base:.0} records/s, daemon {:.0} records/s ({} checkpoints), worker thread {:.2} µs CPU per record",
             run + 1,

@@ -339,7 +339,14 @@ impl Worker {
     }
 
     /// Takes one record read at `wall`: `decoded` is `None` when it was applied before a restart.
-    fn ingest(&mut self, run: &mut Run, partition: TopicPartition, offset: i64, decoded: Option<Decoded>, wall: Millis) {
+    fn ingest(
+        &mut self,
+        run: &mut Run,
+        partition: TopicPartition,
+        offset: i64,
+        decoded: Option<Decoded>,
+        wall: Millis,
+    ) {
         let Some(decoded) = decoded else {
             run.aligner.passed(&partition, offset);
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
@@ -528,10 +535,10 @@ impl Worker {
             let before = self.tracker.engine().stats().clone();
             self.tracker.handle_deferred(input, &mut run.outputs);
             let result = RecordResult::from_stats(&before, self.tracker.engine().stats());
-            match counted
-                .iter_mut()
-                .find(|(counted_topic, counted_result, _)| *counted_result == result && *counted_topic == topic)
-            {
+            let same = |(counted_topic, counted_result, _): &&mut (Arc<str>, RecordResult, u64)| {
+                *counted_result == result && *counted_topic == topic
+            };
+            match counted.iter_mut().find(same) {
                 Some((_, _, count)) => *count += 1,
                 None => counted.push((topic, result, 1)),
             }

@@ -28,7 +28,10 @@ impl Worker {
                         topic: Arc::from(action.topic.as_str()),
                         key: action.key.clone(),
                         payload: serde_json::to_vec(&action.value).unwrap_or_default(),
-                        headers: vec![(Cow::Borrowed("flowwatch_signal_id"), Cow::Owned(action.signal_id.clone()))],
+                        headers: vec![(
+                            Cow::Borrowed("flowwatch_signal_id"),
+                            Cow::Owned(action.signal_id.clone()),
+                        )],
                         timestamp: None,
                     });
                 }

@@ -59,16 +59,37 @@ impl Tracker {
     pub fn remember(&mut self, outputs: &[Output]) {
         for output in outputs {
             if let Output::Emit(signal) = output {
-                if self.capacity == 0 {
-                    continue;
-                }
-                if self.recent.len() == self.capacity {
-                    self.recent.pop_front();
-                }
-                self.recent.push_back(signal.clone());
-                self.emitted += 1;
+                self.keep_signal(signal.clone());
             }
         }
+    }
+
+    /// Applies one input like [`Tracker::handle`], but leaves remembering its signals to the
+    /// caller, which hands the outputs back to [`Tracker::keep`] once it has carried them out:
+    /// the signals then move into the ring instead of being copied (the daemon's per-record path).
+    pub fn handle_deferred(&mut self, input: Input<'_>, out: &mut Vec<Output>) {
+        self.engine.handle(input, out);
+    }
+
+    /// Remembers the signals among outputs of [`Tracker::handle_deferred`] and drains `outputs`,
+    /// moving the signals into the ring.
+    pub fn keep(&mut self, outputs: &mut Vec<Output>) {
+        for output in outputs.drain(..) {
+            if let Output::Emit(signal) = output {
+                self.keep_signal(signal);
+            }
+        }
+    }
+
+    fn keep_signal(&mut self, signal: Signal) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.recent.len() == self.capacity {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(signal);
+        self.emitted += 1;
     }
 
     /// The engine, for reads.
@@ -240,6 +261,28 @@ steps:
         assert_eq!(subjects, ["c", "b"]);
         assert_eq!(tracker.signals_emitted(), 3);
         assert_eq!(tracker.recent_signals(1).count(), 1);
+    }
+
+    #[test]
+    fn deferred_handling_keeps_the_same_signals_as_handle() {
+        let mut direct = Tracker::with_capacity(engine(), 2);
+        let mut deferred = Tracker::with_capacity(engine(), 2);
+        let mut out = Vec::new();
+        let mut later = Vec::new();
+        for (offset, id) in ["a", "b", "c"].into_iter().enumerate() {
+            let record = record(offset as i64, "Placed", id, "2026-01-01T00:00:00Z");
+            direct.handle(Input::RecordReceived(&record), &mut out);
+            deferred.handle_deferred(Input::RecordReceived(&record), &mut later);
+            assert!(deferred.recent_signals(10).count() <= offset, "nothing kept before keep");
+            deferred.keep(&mut later);
+            assert!(later.is_empty(), "keep drains the outputs");
+        }
+        let ids = |tracker: &Tracker| -> Vec<String> {
+            tracker.recent_signals(10).map(|signal| signal.id.to_string()).collect()
+        };
+        assert_eq!(ids(&direct), ids(&deferred));
+        assert_eq!(ids(&deferred).len(), 2);
+        assert_eq!(deferred.signals_emitted(), 3);
     }
 
     #[tokio::test]

@@ -274,7 +274,7 @@ pub fn send(producer: &OutboxProducer, seq: u64, record: &OutRecord) -> Result<(
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
     for (name, value) in &record.headers {
         headers = headers.insert(Header {
-            key: name,
+            key: name.as_ref(),
             value: Some(value.as_bytes()),
         });
     }

@@ -8,18 +8,24 @@
 //! does the sending and tells the outcome.
 
 use crate::time::Millis;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
-/// One record to publish.
+/// A header name or value: most are fixed texts, which then cost no allocation per record.
+pub type HeaderText = Cow<'static, str>;
+
+/// One record to publish. Topics and fixed header texts are shared, not copied per record; a
+/// checkpoint stores them as plain strings either way.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutRecord {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub key: Option<String>,
     /// Stored in checkpoints as a JSON string when it is UTF-8 (signals and action records
     /// always are), else as an array of bytes; both forms are read.
     #[serde(with = "payload_form")]
     pub payload: Vec<u8>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderText, HeaderText)>,
     /// The record timestamp (CreateTime), epoch ms.
     pub timestamp: Option<Millis>,
 }
@@ -133,7 +139,7 @@ impl Outbox {
 
     /// The topic of an entry.
     pub fn topic(&self, seq: u64) -> Option<&str> {
-        self.entries.get(&seq).map(|entry| entry.record.topic.as_str())
+        self.entries.get(&seq).map(|entry| &*entry.record.topic)
     }
 
     /// Payload bytes of the entries not yet acknowledged.
@@ -178,13 +184,13 @@ impl Outbox {
         }
     }
 
-    /// The broker acknowledged it.
-    pub fn acknowledged(&mut self, seq: u64) {
-        if let Some(entry) = self.entries.remove(&seq) {
-            self.bytes -= entry.record.payload.len();
-            self.acknowledged += 1;
-            self.removed.push(seq);
-        }
+    /// The broker acknowledged it: the entry is removed and returned (for counting by topic).
+    pub fn acknowledged(&mut self, seq: u64) -> Option<OutRecord> {
+        let entry = self.entries.remove(&seq)?;
+        self.bytes -= entry.record.payload.len();
+        self.acknowledged += 1;
+        self.removed.push(seq);
+        Some(entry.record)
     }
 
     /// Delivery failed: send it again at `retry_at`.
@@ -240,7 +246,7 @@ mod tests {
 
     fn record(topic: &str) -> OutRecord {
         OutRecord {
-            topic: topic.to_string(),
+            topic: Arc::from(topic),
             key: None,
             payload: b"{}".to_vec(),
             headers: Vec::new(),
@@ -251,7 +257,7 @@ mod tests {
     #[test]
     fn payloads_are_stored_as_text_when_utf8_and_read_in_either_form() {
         let record = |payload: &[u8]| OutRecord {
-            topic: "t".to_string(),
+            topic: Arc::from("t"),
             key: None,
             payload: payload.to_vec(),
             headers: Vec::new(),

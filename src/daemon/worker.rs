@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StartFrom};
 use crate::engine::{Input, Output};
 use crate::http::Health;
-use crate::metrics::{FlowCount, Metrics, StepCount, StepPhase};
+use crate::metrics::{FlowCount, Metrics, RecordResult, StepCount, StepPhase};
 use crate::record::Record;
 use crate::store::Store;
 use crate::time::{self, Millis};
@@ -68,10 +68,19 @@ pub struct Worker {
     pub(super) health: Health,
 }
 
+/// The output topics, shared by every record sent to them.
+struct OutTopics {
+    signals: Option<Arc<str>>,
+    alerts: Option<Arc<str>>,
+}
+
 /// Loop state that is not configuration.
 struct Run {
+    out_topics: OutTopics,
     aligner: Aligner<Held>,
     topics: HashMap<String, Arc<str>>,
+    /// The topic of the last record read.
+    last_topic: Option<Arc<str>>,
     outputs: Vec<Output>,
     /// Partitions paused by the merge's flow control.
     flow_paused: HashSet<TopicPartition>,
@@ -97,16 +106,22 @@ struct Run {
 }
 
 impl Run {
-    /// The shared name of a topic read (one allocation per topic, not per record).
+    /// The shared name of a topic read (one allocation per topic, not per record; records
+    /// come in runs from one partition, so the last name is checked before the map).
     fn topic(&mut self, name: &str) -> Arc<str> {
-        match self.topics.get(name) {
+        if let Some(last) = self.last_topic.as_ref().filter(|last| &***last == name) {
+            return last.clone();
+        }
+        let topic = match self.topics.get(name) {
             Some(topic) => topic.clone(),
             None => {
                 let topic: Arc<str> = Arc::from(name);
                 self.topics.insert(name.to_string(), topic.clone());
                 topic
             }
-        }
+        };
+        self.last_topic = Some(topic.clone());
+        topic
     }
 }
 
@@ -117,7 +132,12 @@ impl Worker {
         let real = SystemClock;
         let topics: Vec<String> = self.tracker.engine().topics().to_vec();
         kafka::subscribe(&self.consumer, &topics)?;
+        let shared_topic = |topic: &Option<String>| topic.as_deref().map(Arc::<str>::from);
         let mut run = Run {
+            out_topics: OutTopics {
+                signals: shared_topic(&self.config.outputs.signals_topic),
+                alerts: shared_topic(&self.config.outputs.alerts_topic),
+            },
             aligner: Aligner::new(
                 self.config.tracking.allowed_lateness,
                 self.config.kafka.max_held_records,
@@ -126,6 +146,7 @@ impl Worker {
                 .iter()
                 .map(|topic| (topic.clone(), Arc::from(topic.as_str())))
                 .collect(),
+            last_topic: None,
             outputs: Vec::new(),
             flow_paused: HashSet::new(),
             all_paused: false,
@@ -187,7 +208,7 @@ impl Worker {
                     let wall = self.wall(run);
                     let decoded = (!applied).then(|| kafka::decode(&message, wall));
                     drop(message);
-                    self.ingest(run, partition, offset, decoded);
+                    self.ingest(run, partition, offset, decoded, wall);
                 }
                 Some(Err(error)) => {
                     // Transient (broker down, transport failures): librdkafka reconnects.
@@ -312,18 +333,25 @@ impl Worker {
         if !run.outputs.is_empty() {
             // An operator action: it is not in Kafka, so make it durable at once.
             run.force_checkpoint = true;
-            self.effects(run, None);
+            // Requests go through `Tracker::handle`, which remembered their signals already.
+            self.effects(run, None, false);
         }
     }
 
-    /// Takes one record read: `decoded` is `None` when it was applied before a restart.
-    fn ingest(&mut self, run: &mut Run, partition: TopicPartition, offset: i64, decoded: Option<Decoded>) {
+    /// Takes one record read at `wall`: `decoded` is `None` when it was applied before a restart.
+    fn ingest(
+        &mut self,
+        run: &mut Run,
+        partition: TopicPartition,
+        offset: i64,
+        decoded: Option<Decoded>,
+        wall: Millis,
+    ) {
         let Some(decoded) = decoded else {
             run.aligner.passed(&partition, offset);
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let wall = self.wall(run);
         match decoded {
             Decoded::Undecodable { detail, raw } => {
                 let before = self.tracker.engine().stats().clone();
@@ -486,12 +514,17 @@ impl Worker {
         let horizon = wall.saturating_sub(self.config.tracking.action_horizon);
         if horizon.saturating_sub(run.horizon_set) >= 1_000 || horizon < run.horizon_set {
             self.tracker
-                .handle(Input::ActionHorizonSet(horizon), &mut run.outputs);
+                .handle_deferred(Input::ActionHorizonSet(horizon), &mut run.outputs);
             run.horizon_set = horizon;
+            if !run.outputs.is_empty() {
+                self.effects(run, None, true);
+            }
         }
         let live = run.aligner.clock(wall);
         tracing::trace!(live = %time::format_rfc3339(live.max(0)), waiting = run.aligner.waiting(), "Live clock.");
-        while let Some((_, _, _, held)) = run.aligner.pop_ready(live) {
+        // Records counted by topic and result, added to the metrics once per turn.
+        let mut counted: Vec<(Arc<str>, RecordResult, u64)> = Vec::new();
+        while let Some(((topic, _), _, _, held)) = run.aligner.pop_ready(live) {
             let input = match held.skewed_at {
                 Some(now) => Input::SkewedRecordReceived {
                     record: &held.record,
@@ -500,17 +533,30 @@ impl Worker {
                 None => Input::RecordReceived(&held.record),
             };
             let before = self.tracker.engine().stats().clone();
-            self.tracker.handle(input, &mut run.outputs);
-            self.metrics
-                .observe_record(&held.record.topic, &before, self.tracker.engine().stats());
-            self.effects(run, Some(&held.record));
+            self.tracker.handle_deferred(input, &mut run.outputs);
+            let result = RecordResult::from_stats(&before, self.tracker.engine().stats());
+            let same = |(counted_topic, counted_result, _): &&mut (Arc<str>, RecordResult, u64)| {
+                *counted_result == result && *counted_topic == topic
+            };
+            match counted.iter_mut().find(same) {
+                Some((_, _, count)) => *count += 1,
+                None => counted.push((topic, result, 1)),
+            }
+            self.effects(run, Some(&held.record), true);
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
+        }
+        if !counted.is_empty() {
+            for (topic, result, records) in &counted {
+                self.metrics.count_records(topic, *result, *records);
+            }
+            self.metrics
+                .set_orphans_held(self.tracker.engine().stats().orphans_held);
         }
         let target = run.aligner.engine_target(live);
         if target > self.tracker.engine().clock() && target > Millis::MIN {
             self.tracker
-                .handle(Input::ClockAdvanced(target), &mut run.outputs);
-            self.effects(run, None);
+                .handle_deferred(Input::ClockAdvanced(target), &mut run.outputs);
+            self.effects(run, None, true);
         }
         let lag = if self.tracker.engine().clock() == Millis::MIN {
             0

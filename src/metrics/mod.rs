@@ -139,10 +139,16 @@ impl Metrics {
 
     /// Counts one record read from `topic` with its result.
     pub fn count_record(&self, topic: &str, result: RecordResult) {
+        self.count_records(topic, result, 1);
+    }
+
+    /// Counts `records` records read from `topic` with the same result (one labelled lookup for
+    /// a batch: the daemon adds up a turn's records by topic and result).
+    pub fn count_records(&self, topic: &str, result: RecordResult, records: u64) {
         self.families
             .records
             .with_label_values(&[topic, result.as_str()])
-            .inc();
+            .inc_by(records);
     }
 
     /// Replaces the per-flow gauges of open instances with these counts (flows not listed

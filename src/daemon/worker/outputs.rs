@@ -2,30 +2,36 @@
 //! turned into outbox entries with their keys and headers, and the outbox handed to the
 //! producer, its delivery reports collected.
 
-use super::{Run, Worker, RETRY_AFTER};
+use super::{OutTopics, Run, Worker, RETRY_AFTER};
 use crate::clock::{Clock, SystemClock};
 use crate::daemon::align::TopicPartition;
 use crate::daemon::kafka;
 use crate::daemon::outbox::OutRecord;
 use crate::engine::{Output, Signal};
 use crate::record::Record;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Worker {
-    /// Turns the engine's outputs into outbox entries.
-    pub(super) fn effects(&mut self, run: &mut Run, record: Option<&Record>) {
-        let outputs = std::mem::take(&mut run.outputs);
+    /// Turns the engine's outputs into outbox entries. `deferred`: they came from
+    /// [`crate::tracker::Tracker::handle_deferred`], so their signals then move into the
+    /// tracker's ring of recent signals (no copy); otherwise they are dropped.
+    pub(super) fn effects(&mut self, run: &mut Run, record: Option<&Record>, deferred: bool) {
+        let mut outputs = std::mem::take(&mut run.outputs);
         self.metrics.observe_outputs(&outputs);
         for output in &outputs {
             match output {
-                Output::Emit(signal) => self.emit(signal),
+                Output::Emit(signal) => self.emit(&run.out_topics, signal),
                 Output::Publish(action) => {
                     self.outbox.push(OutRecord {
-                        topic: action.topic.clone(),
+                        topic: Arc::from(action.topic.as_str()),
                         key: action.key.clone(),
                         payload: serde_json::to_vec(&action.value).unwrap_or_default(),
-                        headers: vec![("flowwatch_signal_id".to_string(), action.signal_id.clone())],
+                        headers: vec![(
+                            Cow::Borrowed("flowwatch_signal_id"),
+                            Cow::Owned(action.signal_id.clone()),
+                        )],
                         timestamp: None,
                     });
                 }
@@ -38,24 +44,23 @@ impl Worker {
                 }
             }
         }
+        if deferred {
+            self.tracker.keep(&mut outputs);
+        } else {
+            outputs.clear();
+        }
         run.outputs = outputs;
-        run.outputs.clear();
     }
 
-    pub(super) fn emit(&mut self, signal: &Signal) {
+    pub(super) fn emit(&mut self, topics: &OutTopics, signal: &Signal) {
         let mut payload = Vec::with_capacity(256);
         signal.write_json(&mut payload);
         let mut headers = vec![(
-            "content-type".to_string(),
-            "application/cloudevents+json; charset=UTF-8".to_string(),
+            Cow::Borrowed("content-type"),
+            Cow::Borrowed("application/cloudevents+json; charset=UTF-8"),
         )];
-        let alerts_topic = self
-            .config
-            .outputs
-            .alerts_topic
-            .as_ref()
-            .filter(|_| signal.alert);
-        if let Some(topic) = &self.config.outputs.signals_topic {
+        let alerts_topic = topics.alerts.as_ref().filter(|_| signal.alert);
+        if let Some(topic) = &topics.signals {
             // Copied only when the alerts topic takes the same record too.
             let (payload, headers) = match alerts_topic {
                 Some(_) => (payload.clone(), headers.clone()),
@@ -87,15 +92,15 @@ impl Worker {
             return;
         };
         self.outbox.push(OutRecord {
-            topic: topic.clone(),
+            topic: Arc::from(topic.as_str()),
             key: Some(format!("{}/{}/{}", partition.0, partition.1, offset)),
             payload: raw,
             headers: vec![
-                ("flowwatch_reason".to_string(), reason.to_string()),
-                ("flowwatch_detail".to_string(), detail.to_string()),
-                ("flowwatch_source_topic".to_string(), partition.0.to_string()),
-                ("flowwatch_source_partition".to_string(), partition.1.to_string()),
-                ("flowwatch_source_offset".to_string(), offset.to_string()),
+                (Cow::Borrowed("flowwatch_reason"), Cow::Owned(reason.to_string())),
+                (Cow::Borrowed("flowwatch_detail"), Cow::Owned(detail.to_string())),
+                (Cow::Borrowed("flowwatch_source_topic"), Cow::Owned(partition.0.to_string())),
+                (Cow::Borrowed("flowwatch_source_partition"), Cow::Owned(partition.1.to_string())),
+                (Cow::Borrowed("flowwatch_source_offset"), Cow::Owned(offset.to_string())),
             ],
             timestamp: None,
         });
@@ -103,13 +108,18 @@ impl Worker {
 
     /// Hands waiting outbox entries to the producer and collects delivery reports.
     pub(super) fn publish(&mut self, real: &SystemClock) {
+        // Acknowledgements counted by topic, then added to the metrics once per topic.
+        let mut published: Vec<(Arc<str>, u64)> = Vec::new();
         while let Ok((seq, outcome)) = self.deliveries.try_recv() {
             match outcome {
                 Ok(()) => {
-                    if let Some(topic) = self.outbox.topic(seq) {
-                        self.metrics.count_published(topic, 1);
+                    let Some(record) = self.outbox.acknowledged(seq) else {
+                        continue;
+                    };
+                    match published.iter_mut().find(|(topic, _)| *topic == record.topic) {
+                        Some((_, count)) => *count += 1,
+                        None => published.push((record.topic, 1)),
                     }
-                    self.outbox.acknowledged(seq)
                 }
                 Err(error) => {
                     if let Some(topic) = self.outbox.topic(seq) {
@@ -120,6 +130,9 @@ impl Worker {
                     self.outbox.failed(seq, real.now() + RETRY_AFTER);
                 }
             }
+        }
+        for (topic, count) in &published {
+            self.metrics.count_published(topic, *count);
         }
         let now = real.now();
         loop {

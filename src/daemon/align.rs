@@ -202,12 +202,24 @@ impl<R> Aligner<R> {
     }
 
     /// How far the engine's clock may move now: the live clock, but never past the point where
-    /// the earliest waiting record would be applied (its time less the lateness).
+    /// a record not applied yet would be applied in a replay of the merged order (its time less
+    /// the lateness). That bounds the earliest waiting record, and also the records a partition
+    /// still has unread: they may be up to the lateness older than the newest one read from it,
+    /// so while it has not caught up the engine stays one more lateness behind its position.
+    /// (Bounding only the waiting records let the engine's clock run up to the lateness ahead of
+    /// a record not read yet, firing timers that a replay fires after that record: a breach by
+    /// its timer, with actions, instead of after the fact.)
     pub fn engine_target(&self, clock: Millis) -> Millis {
-        match self.waiting.first_key_value() {
-            Some(((time, ..), _)) => clock.min(time.saturating_sub(self.lateness)),
-            None => clock,
+        let mut target = clock;
+        if let Some(((time, ..), _)) = self.waiting.first_key_value() {
+            target = target.min(time.saturating_sub(self.lateness));
         }
+        for state in self.partitions.values().filter(|state| !state.caught_up) {
+            if let Some(time) = state.max_time {
+                target = target.min(time.saturating_sub(self.lateness.saturating_mul(2)));
+            }
+        }
+        target
     }
 
     /// Records waiting.
@@ -216,33 +228,32 @@ impl<R> Aligner<R> {
     }
 
     /// Which partitions to pause or resume: when too many records wait, every partition ahead
-    /// of the slowest is paused; below half the bound all resume.
+    /// of the slowest is paused and a paused one that is no longer ahead (the slower ones caught
+    /// up) resumes, or the clock would wait for it forever; below half the bound all resume.
     pub fn flow_control(&mut self) -> FlowControl {
         let mut control = FlowControl::default();
-        if self.waiting.len() >= self.max_held {
-            let slowest = self
-                .partitions
-                .values()
-                .filter(|state| !state.caught_up)
-                .filter_map(|state| state.max_time)
-                .min();
-            for (partition, state) in self.partitions.iter_mut() {
-                let ahead = match (state.max_time, slowest) {
-                    (Some(time), Some(slowest)) => time > slowest,
-                    // Nothing known to be slower: pausing it could stop the clock.
-                    _ => false,
-                };
-                if ahead && !state.paused {
-                    state.paused = true;
-                    control.pause.push(partition.clone());
-                }
-            }
-        } else if self.waiting.len() < self.max_held / 2 {
-            for (partition, state) in self.partitions.iter_mut() {
-                if state.paused {
-                    state.paused = false;
-                    control.resume.push(partition.clone());
-                }
+        let over = self.waiting.len() >= self.max_held;
+        let under = self.waiting.len() < self.max_held / 2;
+        let slowest = self
+            .partitions
+            .values()
+            .filter(|state| !state.caught_up)
+            .filter_map(|state| state.max_time)
+            .min();
+        for (partition, state) in self.partitions.iter_mut() {
+            let ahead = match (state.max_time, slowest) {
+                (Some(time), Some(slowest)) => time > slowest,
+                // Nothing known to be slower: pausing it could stop the clock.
+                _ => false,
+            };
+            if over && ahead && !state.paused {
+                state.paused = true;
+                control.pause.push(partition.clone());
+            } else if state.paused && (under || !ahead) {
+                // Below half the bound, or the partitions that were slower have caught up and
+                // this one holds the clock now (the clock would wait for it forever).
+                state.paused = false;
+                control.resume.push(partition.clone());
             }
         }
         control
@@ -276,3 +287,5 @@ impl<R> Aligner<R> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod kills;

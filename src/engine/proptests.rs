@@ -3,7 +3,8 @@
 //! instance ends at most once, a window breaches at most once, ids are unique, two runs print
 //! the same bytes, and renumbering the timers' setting order changes nothing. Incremental
 //! checkpoints taken (or failed) at random points restore to the whole state, and the restored
-//! engine continues byte for byte like the original.
+//! engine continues byte for byte like the original; so does one killed several times, each
+//! time restored from the last checkpoint and given the inputs after it again.
 
 use super::tests::parts::{state, PartStore};
 use super::tests::ORDER;
@@ -192,5 +193,75 @@ proptest! {
         let restored = Engine::restore(flows(), config, store.snapshot().expect("parts assemble"))
             .expect("parts restore");
         prop_assert_eq!(state(&restored), state(&engine));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Kills at random points, several per stream: each restarts from the parts of the last
+    /// checkpoint written and applies again the inputs after it (as the daemon reads them
+    /// again). The result is the state of an uninterrupted run, and every input's outputs, as
+    /// last produced, are the uninterrupted run's.
+    #[test]
+    fn kills_restore_what_was_checkpointed_and_redo_the_rest(
+        (records, lateness) in stream(),
+        steps in prop::collection::vec(0u8..5, 0..200),
+    ) {
+        let config = EngineConfig {
+            allowed_lateness: lateness,
+            retention: 3_600_000,
+            ..EngineConfig::default()
+        };
+        let flows = || {
+            let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
+            vec![Flow::new(flow)]
+        };
+        let clock_steps = (1..=8).map(|hour| hour * 3_600_000).chain([30 * 86_400_000]);
+        let inputs: Vec<Input<'_>> = records
+            .iter()
+            .map(Input::RecordReceived)
+            .chain(clock_steps.map(Input::ClockAdvanced))
+            .collect();
+        let mut straight = Engine::new(flows(), config.clone());
+        let mut expected = Vec::new();
+        for input in &inputs {
+            let mut outputs = Vec::new();
+            straight.handle(*input, &mut outputs);
+            expected.push(format!("{outputs:?}"));
+        }
+        let mut engine = Engine::new(flows(), config.clone());
+        let mut store = PartStore::default();
+        let mut saved = false;
+        let mut durable = 0; // inputs applied in the last checkpoint written
+        let mut produced = vec![String::new(); inputs.len()];
+        let mut next = 0;
+        let mut steps = steps.into_iter();
+        while next < inputs.len() {
+            let mut outputs = Vec::new();
+            engine.handle(inputs[next], &mut outputs);
+            produced[next] = format!("{outputs:?}");
+            next += 1;
+            match steps.next().unwrap_or(0) {
+                1 => {
+                    store.checkpoint(&mut engine);
+                    saved = true;
+                    durable = next;
+                }
+                2 => PartStore::failed_checkpoint(&mut engine),
+                3 => {
+                    engine = if saved {
+                        Engine::restore(flows(), config.clone(), store.snapshot().expect("parts assemble"))
+                            .expect("parts restore")
+                    } else {
+                        Engine::new(flows(), config.clone())
+                    };
+                    next = durable;
+                }
+                _ => {}
+            }
+        }
+        prop_assert_eq!(state(&engine), state(&straight));
+        prop_assert_eq!(produced, expected);
     }
 }

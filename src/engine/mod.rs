@@ -387,9 +387,10 @@ impl Engine {
         }
         self.advance_clock(time.saturating_sub(self.config.allowed_lateness));
         self.fire_due(out);
-        // The audit trail keeps the whole value, rendered once for every event of the record.
-        let raw: Option<Box<str>> =
-            (self.config.history_limit > 0).then(|| record.value.to_text().into_boxed_str());
+        // The audit trail keeps the whole value, rendered once for every event of the record
+        // (and not at all for a record that no flow can use).
+        let raw: Option<Box<str>> = (self.config.history_limit > 0 && record_time.is_some())
+            .then(|| record.value.to_text().into_boxed_str());
         for found in matches {
             if let Match::Valid(mut occurrence) = found {
                 occurrence.raw.clone_from(&raw);

@@ -67,6 +67,22 @@ fn run(records: &[Record<'_>], lateness: Millis, renumber_above: Option<u32>) ->
 
 /// (key, event, minute, event-id) tuples become records in time order, then neighbouring
 /// records closer than the lateness are swapped and some are re-delivered.
+/// The configuration of the checkpoint properties: ended instances purged after an hour, so
+/// that checkpoints also delete parts.
+fn restartable(lateness: Millis) -> EngineConfig {
+    EngineConfig {
+        allowed_lateness: lateness,
+        retention: 3_600_000,
+        ..EngineConfig::default()
+    }
+}
+
+/// The order flow, compiled.
+fn flows() -> Vec<Flow> {
+    let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
+    vec![Flow::new(flow)]
+}
+
 fn stream() -> impl Strategy<Value = (Vec<Record<'static>>, Millis)> {
     let event = (0u8..4, 0usize..EVENTS.len(), 0i64..300, 0u8..40);
     (
@@ -139,15 +155,7 @@ proptest! {
         restart_at in 0usize..100,
         renumber in any::<bool>(),
     ) {
-        let config = EngineConfig {
-            allowed_lateness: lateness,
-            retention: 3_600_000,
-            ..EngineConfig::default()
-        };
-        let flows = || {
-            let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
-            vec![Flow::new(flow)]
-        };
+        let config = restartable(lateness);
         let fresh = || {
             let mut engine = Engine::new(flows(), config.clone());
             if renumber {
@@ -208,15 +216,7 @@ proptest! {
         (records, lateness) in stream(),
         steps in prop::collection::vec(0u8..5, 0..200),
     ) {
-        let config = EngineConfig {
-            allowed_lateness: lateness,
-            retention: 3_600_000,
-            ..EngineConfig::default()
-        };
-        let flows = || {
-            let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
-            vec![Flow::new(flow)]
-        };
+        let config = restartable(lateness);
         let clock_steps = (1..=8).map(|hour| hour * 3_600_000).chain([30 * 86_400_000]);
         let inputs: Vec<Input<'_>> = records
             .iter()

@@ -83,6 +83,16 @@ fn flows() -> Vec<Flow> {
     vec![Flow::new(flow)]
 }
 
+/// The records, then the clock in steps past every deadline and retention.
+fn inputs<'r>(records: &'r [Record<'static>]) -> Vec<Input<'r>> {
+    let clock_steps = (1..=8).map(|hour| hour * 3_600_000).chain([30 * 86_400_000]);
+    records
+        .iter()
+        .map(Input::RecordReceived)
+        .chain(clock_steps.map(Input::ClockAdvanced))
+        .collect()
+}
+
 fn stream() -> impl Strategy<Value = (Vec<Record<'static>>, Millis)> {
     let event = (0u8..4, 0usize..EVENTS.len(), 0i64..300, 0u8..40);
     (
@@ -163,13 +173,7 @@ proptest! {
             }
             engine
         };
-        // The records, then the clock in steps past every deadline and retention.
-        let clock_steps = (1..=8).map(|hour| hour * 3_600_000).chain([30 * 86_400_000]);
-        let inputs: Vec<Input<'_>> = records
-            .iter()
-            .map(Input::RecordReceived)
-            .chain(clock_steps.map(Input::ClockAdvanced))
-            .collect();
+        let inputs = inputs(&records);
         let mut straight = fresh();
         let mut expected = Vec::new();
         for input in &inputs {
@@ -217,12 +221,7 @@ proptest! {
         steps in prop::collection::vec(0u8..5, 0..200),
     ) {
         let config = restartable(lateness);
-        let clock_steps = (1..=8).map(|hour| hour * 3_600_000).chain([30 * 86_400_000]);
-        let inputs: Vec<Input<'_>> = records
-            .iter()
-            .map(Input::RecordReceived)
-            .chain(clock_steps.map(Input::ClockAdvanced))
-            .collect();
+        let inputs = inputs(&records);
         let mut straight = Engine::new(flows(), config.clone());
         let mut expected = Vec::new();
         for input in &inputs {

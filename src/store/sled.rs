@@ -175,6 +175,7 @@ fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
         .metadata()
         .map(|metadata| metadata.len() > 0)
         .unwrap_or(false);
+    remove_unfinished_snapshots(path)?;
     let opened = panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(path).open()));
     let database = match opened {
         Ok(Ok(database)) => database,
@@ -211,6 +212,32 @@ fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
             Ok(database)
         }
     }
+}
+
+/// Removes the `snap.*.generating` files in sled's directory. sled writes a snapshot (its cache
+/// of the page table; the log holds everything) to such a file and renames it when complete, but
+/// sled 0.34 also reads the unrenamed file at open, and one cut short (by a full device or a kill
+/// while sled writes it) then makes the whole store fail to open as corrupt (sled issue #1527).
+/// Without the unfinished file sled starts from its last complete snapshot and replays the log,
+/// and the commit witness still catches any acknowledged batch that recovery does not bring back.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(StoreError::from_io(Backend::Sled, path, error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|error| StoreError::from_io(Backend::Sled, path, error))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            let file = entry.path();
+            tracing::warn!(file = %file.display(), "removing an unfinished sled snapshot");
+            std::fs::remove_file(&file)
+                .map_err(|error| StoreError::from_io(Backend::Sled, &file, error))?;
+        }
+    }
+    Ok(())
 }
 
 /// The number of the last commit sled recovered.

@@ -230,6 +230,31 @@ mod redb {
 mod sled {
     use super::Backend;
     disk_tests!(Backend::Sled);
+
+    /// A snapshot cut short while sled wrote it (by a full device or a kill) is left as
+    /// `snap.*.generating`; sled 0.34 reads it at open and fails as corrupt (its issue #1527).
+    /// The store removes it and sled recovers everything from its log.
+    #[test]
+    fn an_unfinished_snapshot_does_not_stop_the_store_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = super::open(Backend::Sled, dir.path()).unwrap();
+            store.apply(&super::sample_batch()).unwrap();
+        }
+        let sled_dir = dir.path().join("sled");
+        let unfinished = sled_dir.join("snap.7FFFFFFFFFFFFFFF.generating");
+        std::fs::write(&unfinished, b"half a snapshot, no checksum").unwrap();
+        // Without the removal, sled itself refuses the directory.
+        let raw = sled::Config::new().path(&sled_dir).open();
+        assert!(
+            matches!(raw, Err(sled::Error::Corruption { .. })),
+            "{:?}",
+            raw.map(drop)
+        );
+        let store = super::open(Backend::Sled, dir.path()).unwrap();
+        super::assert_sample_state(&*store);
+        assert!(!unfinished.exists());
+    }
 }
 
 /// The pairs of a small state: a few instances and the offsets.

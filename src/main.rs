@@ -82,8 +82,8 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
             report.errors.len()
         );
     }
-    let mut input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
-        Box::new(BufReader::new(std::io::stdin().lock()))
+    let mut input: Box<dyn BufRead + Send> = if args.input.as_os_str() == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
     } else {
         let file = std::fs::File::open(&args.input).map_err(|error| {
             anyhow::anyhow!("cannot read --input {}: {error}", args.input.display())
@@ -107,12 +107,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         until,
         stats: args.stats,
     };
-    let mut stdout = std::io::stdout().lock();
+    // Signals are written by replay's writer thread, in blocks (Stdout, unlike its lock, is Send).
+    let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr().lock();
-    let engine = replay(report.flows, &mut input, &options, &mut stdout, &mut stderr)?;
+    let engine = replay(report.flows, &mut *input, &options, &mut stdout, &mut stderr)?;
     stdout.flush()?;
     if let Some(address) = args.serve {
-        drop((stdout, stderr));
+        drop(stderr);
         let token = std::env::var("FLOWWATCH__HTTP__OPERATOR_TOKEN")
             .ok()
             .filter(|token| !token.is_empty());

@@ -12,8 +12,10 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 /// Why a line could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
+    #[error("not UTF-8 text (the first invalid byte is byte {} of the line)", .0 + 1)]
+    NotUtf8(usize),
     #[error("not a JSON object: {0}")]
     Json(String),
     #[error("missing \"topic\"")]

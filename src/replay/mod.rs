@@ -1,10 +1,14 @@
 //! Offline replay (SPEC 3): recorded records go through the same engine as live traffic and
 //! the signals come out as JSON lines, deterministically. The clock is the highest record time
 //! read so far less the allowed lateness; `--until` moves it to a final time at the end.
+//! Reading and decoding, the engine, and writing signals run as three stages, on three threads
+//! when there are cores for them (`pipeline`); the engine sees the lines in input order.
 
+mod chunks;
 pub mod decode;
+mod pipeline;
 
-use crate::engine::{Engine, EngineConfig, Input, Output};
+use crate::engine::{Engine, EngineConfig, Input};
 use crate::flow::Flow;
 use crate::time::Millis;
 use serde_json::json;
@@ -28,49 +32,31 @@ pub struct ReplayOptions {
 /// and stats to `diagnostics`. Returns the engine, for callers that inspect its state.
 pub fn replay(
     flows: Vec<Flow>,
-    input: &mut dyn BufRead,
+    input: &mut (dyn BufRead + Send),
     options: &ReplayOptions,
-    signals: &mut dyn Write,
+    signals: &mut (dyn Write + Send),
     diagnostics: &mut dyn Write,
 ) -> std::io::Result<Engine> {
     let mut engine = Engine::new(flows, options.engine.clone());
-    let mut outputs = Vec::new();
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    let mut line = String::new();
-    let mut line_number = 0u64;
     let mut bad_lines = 0u64;
-    loop {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
-            break;
-        }
-        line_number += 1;
-        let text = line.trim();
-        if text.is_empty() {
-            continue;
-        }
-        match decode::decode_line(text, line_number) {
-            Ok(record) => engine.handle(Input::RecordReceived(&record), &mut outputs),
-            Err(error) => {
+    pipeline::run(input, signals, &mut |line, outputs| {
+        match line {
+            Some((_, Ok(record))) => engine.handle(Input::RecordReceived(record), outputs),
+            Some((line_number, Err(error))) => {
                 engine.count_undecodable();
                 bad_lines += 1;
                 if bad_lines <= MAX_REPORTED_BAD_LINES {
                     writeln!(diagnostics, "line {line_number}: skipped: {error}")?;
                 }
             }
+            None => {
+                if let Some(until) = options.until {
+                    engine.handle(Input::ClockAdvanced(until), outputs);
+                }
+            }
         }
-        write_signals(&mut outputs, &mut buffer);
-        if buffer.len() >= 32 * 1024 {
-            signals.write_all(&buffer)?;
-            buffer.clear();
-        }
-    }
-    if let Some(until) = options.until {
-        engine.handle(Input::ClockAdvanced(until), &mut outputs);
-        write_signals(&mut outputs, &mut buffer);
-    }
-    signals.write_all(&buffer)?;
-    signals.flush()?;
+        Ok(())
+    })?;
     if bad_lines > MAX_REPORTED_BAD_LINES {
         writeln!(
             diagnostics,
@@ -82,15 +68,6 @@ pub fn replay(
         writeln!(diagnostics, "{}", stats_json(&engine))?;
     }
     Ok(engine)
-}
-
-fn write_signals(outputs: &mut Vec<Output>, buffer: &mut Vec<u8>) {
-    for output in outputs.drain(..) {
-        if let Output::Emit(signal) = output {
-            signal.write_json(buffer);
-            buffer.push(b'\n');
-        }
-    }
 }
 
 /// The `--stats` object.

@@ -257,23 +257,24 @@ fn input_dash_reads_standard_input() {
 #[test]
 fn malformed_lines_are_counted_reported_and_never_fatal() {
     let placed = r#"{"topic":"orders","timestamp":"2026-01-05T09:00:00Z","value":{"type":"OrderPlaced","eventId":"e-1","occurredAt":"2026-01-05T09:00:00Z","orderId":"ord-1","total":10}}"#;
-    let input = [
+    let mut input = [
         r#"{"topic":"orders","timestamp":"2026-01-05T08:59:00Z","value":{"type":"Order"#,
         placed,
         r#"{"timestamp":"2026-01-05T09:00:01Z","value":{"type":"OrderPlaced"}}"#,
         r#"{"topic":"orders","timestamp":"2026-01-05T09:00:02Z","value":"{\"type\": \"OrderPl"}"#,
+        // Line 5 is not UTF-8 text: its key becomes the lone byte 0xff below.
+        "{\"topic\":\"orders\",\"key\":\"\u{ff}\"}",
         r#"{"topic":"inventory","timestamp":"2026-01-05T09:01:00Z","value":{"type":"StockReservation","outcome":"reserved","eventId":"e-2","occurredAt":"2026-01-05T09:01:00Z","order":{"id":"ord-1"}}}"#,
     ]
-    .join("\n");
-    let output = replay(
-        "-",
-        "2026-01-05T09:05:00Z",
-        &["--stats"],
-        Some(input.as_bytes()),
-    );
+    .join("\n")
+    .into_bytes();
+    // U+00FF is two bytes in UTF-8; make it the single invalid byte 0xff.
+    let at = input.windows(2).position(|pair| pair == [0xc3, 0xbf]).unwrap();
+    input.splice(at..at + 2, [0xff]);
+    let output = replay("-", "2026-01-05T09:05:00Z", &["--stats"], Some(&input));
     let stderr = text(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 4, "three reports and the stats: {stderr}");
+    assert_eq!(lines.len(), 5, "four reports and the stats: {stderr}");
     assert!(
         lines[0].starts_with("line 1: ") && lines[0].contains("not a JSON object"),
         "{stderr}"
@@ -286,10 +287,15 @@ fn malformed_lines_are_counted_reported_and_never_fatal() {
         lines[2].starts_with("line 4: ") && lines[2].contains("payload is not JSON"),
         "{stderr}"
     );
-    let stats: Value = serde_json::from_str(lines[3]).expect("stats JSON");
+    assert_eq!(
+        lines[3],
+        "line 5: skipped: not UTF-8 text (the first invalid byte is byte 26 of the line)",
+        "{stderr}"
+    );
+    let stats: Value = serde_json::from_str(lines[4]).expect("stats JSON");
     assert_eq!(
         (&stats["records"], &stats["invalid"]),
-        (&json!(5), &json!(3)),
+        (&json!(6), &json!(4)),
         "{stats}"
     );
     assert_eq!(stats["matched"], json!(2), "{stats}");

@@ -1,0 +1,81 @@
+//! Replay input in chunks of lines: a chunk is its bytes plus the records decoded from them,
+//! which borrow those bytes (a `self_cell`), so a decoded chunk can move to another thread
+//! without copying its records (see `pipeline`).
+
+use super::decode::{decode_line, DecodeError};
+use crate::record::Record;
+use std::io::BufRead;
+
+/// A chunk ends after this many bytes (or at the end of the input), on a line boundary.
+const CHUNK_BYTES: usize = 32 * 1024;
+
+/// Lines read from the input, before decoding.
+pub(super) struct RawChunk {
+    /// Whole lines, each with its `\n` (the input's last line may lack it).
+    pub(super) bytes: Vec<u8>,
+    /// The 1-based number of the first line.
+    pub(super) first_line: u64,
+}
+
+/// One line's outcome: its 1-based number and its record, or why it has none.
+pub(super) type Line<'a> = (u64, Result<Record<'a>, DecodeError>);
+/// The decoded lines of a chunk, blank lines left out.
+pub(super) type Lines<'a> = Vec<Line<'a>>;
+
+self_cell::self_cell!(
+    /// A chunk's bytes and the records decoded from them, which borrow the bytes.
+    pub(super) struct DecodedChunk {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: Lines,
+    }
+);
+
+/// Reads whole lines from `input` until the chunk is full or the input ends; `None` at the
+/// end. A read error ends the input: the error is returned after the lines before it.
+pub(super) fn read_chunk(
+    input: &mut dyn BufRead,
+    first_line: u64,
+    error: &mut Option<std::io::Error>,
+) -> Option<RawChunk> {
+    let mut bytes = Vec::with_capacity(CHUNK_BYTES + 4096);
+    while bytes.len() < CHUNK_BYTES {
+        match input.read_until(b'\n', &mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(read_error) if read_error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(read_error) => {
+                *error = Some(read_error);
+                break;
+            }
+        }
+    }
+    (!bytes.is_empty()).then_some(RawChunk { bytes, first_line })
+}
+
+/// The number of lines in a chunk (a last line without `\n` counts).
+pub(super) fn line_count(bytes: &[u8]) -> u64 {
+    let newlines = bytes.iter().filter(|&&byte| byte == b'\n').count() as u64;
+    newlines + u64::from(bytes.last().is_some_and(|&last| last != b'\n'))
+}
+
+/// Decodes every line of a chunk; blank lines are skipped, a line that is not UTF-8 is an
+/// error like any other undecodable line.
+pub(super) fn decode_chunk(raw: RawChunk) -> DecodedChunk {
+    DecodedChunk::new(raw.bytes, |bytes| {
+        let mut lines = Vec::with_capacity(bytes.len() / 128);
+        for (index, line) in bytes.split_inclusive(|&byte| byte == b'\n').enumerate() {
+            let number = raw.first_line + index as u64;
+            match std::str::from_utf8(line) {
+                Ok(text) => {
+                    let text = text.trim();
+                    if !text.is_empty() {
+                        lines.push((number, decode_line(text, number)));
+                    }
+                }
+                Err(error) => lines.push((number, Err(DecodeError::NotUtf8(error.valid_up_to())))),
+            }
+        }
+        lines
+    })
+}

@@ -1,0 +1,389 @@
+//! Replay's three stages: reading and decoding chunks of lines, the engine, and rendering and
+//! writing signals. With more than one core each stage has its own thread, joined by bounded
+//! channels, so the engine's thread only runs the engine; with one core the same functions run
+//! in turn. The engine sees every line in input order and the signals are written in the order
+//! it emits them, so the output is byte-for-byte the same either way.
+
+use super::chunks::{decode_chunk, line_count, read_chunk, DecodedChunk, Line};
+use crate::engine::Output;
+use std::io::{BufRead, Write};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::{Builder, ScopedJoinHandle};
+
+/// Chunks (and batches of outputs) that may wait between two stages.
+const QUEUED: usize = 3;
+/// Rendered signals are written in blocks of about this size.
+const WRITE_BLOCK: usize = 32 * 1024;
+
+/// The engine's stage: called with each decoded line in input order, then once with `None`
+/// when the input has ended (not after a read error); it pushes what the engine emits.
+pub(super) type Step<'s> =
+    dyn FnMut(Option<&Line<'_>>, &mut Vec<Output>) -> std::io::Result<()> + 's;
+
+/// Renders the signals among the outputs as JSON lines and writes them in blocks.
+struct SignalWriter<'w> {
+    signals: &'w mut (dyn Write + Send),
+    buffer: Vec<u8>,
+}
+
+impl<'w> SignalWriter<'w> {
+    fn new(signals: &'w mut (dyn Write + Send)) -> Self {
+        Self {
+            signals,
+            buffer: Vec::with_capacity(2 * WRITE_BLOCK),
+        }
+    }
+
+    fn write(&mut self, outputs: Vec<Output>) -> std::io::Result<()> {
+        for output in outputs {
+            if let Output::Emit(signal) = output {
+                signal.write_json(&mut self.buffer);
+                self.buffer.push(b'\n');
+            }
+        }
+        if self.buffer.len() >= WRITE_BLOCK {
+            self.signals.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        self.signals.write_all(&self.buffer)?;
+        self.signals.flush()
+    }
+}
+
+/// Runs `step` over every line of `input` and writes the signals it emits to `signals`.
+/// Errors: the first of `step` or of writing; a read error ends the input, and is returned
+/// once the lines before it have been through the engine and their signals written.
+pub(super) fn run(
+    input: &mut (dyn BufRead + Send),
+    signals: &mut (dyn Write + Send),
+    step: &mut Step<'_>,
+) -> std::io::Result<()> {
+    // Three threads beat two on two cores too (measured: BENCHMARKS.md).
+    if std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1) {
+        run_threaded(input, signals, step)
+    } else {
+        run_in_turn(input, signals, step)
+    }
+}
+
+/// Every chunk's lines through `step`, collecting its outputs.
+fn step_chunk(chunk: &DecodedChunk, step: &mut Step<'_>) -> std::io::Result<Vec<Output>> {
+    let mut outputs = Vec::new();
+    for line in chunk.borrow_dependent() {
+        step(Some(line), &mut outputs)?;
+    }
+    Ok(outputs)
+}
+
+fn run_in_turn(
+    input: &mut (dyn BufRead + Send),
+    signals: &mut (dyn Write + Send),
+    step: &mut Step<'_>,
+) -> std::io::Result<()> {
+    let mut writer = SignalWriter::new(signals);
+    let mut read_error = None;
+    let mut next_line = 1;
+    while let Some(raw) = read_chunk(input, next_line, &mut read_error) {
+        next_line += line_count(&raw.bytes);
+        let outputs = step_chunk(&decode_chunk(raw), step)?;
+        writer.write(outputs)?;
+    }
+    if let Some(error) = read_error {
+        writer.finish()?;
+        return Err(error);
+    }
+    let mut outputs = Vec::new();
+    step(None, &mut outputs)?;
+    writer.write(outputs)?;
+    writer.finish()
+}
+
+fn join<T>(handle: ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn run_threaded(
+    input: &mut (dyn BufRead + Send),
+    signals: &mut (dyn Write + Send),
+    step: &mut Step<'_>,
+) -> std::io::Result<()> {
+    std::thread::scope(|scope| {
+        let (decoded_sender, decoded_receiver) = sync_channel::<DecodedChunk>(QUEUED);
+        let reader = Builder::new()
+            .name("replay-read".to_owned())
+            .spawn_scoped(scope, move || -> std::io::Result<()> {
+                let mut read_error = None;
+                let mut next_line = 1;
+                while let Some(raw) = read_chunk(input, next_line, &mut read_error) {
+                    next_line += line_count(&raw.bytes);
+                    if decoded_sender.send(decode_chunk(raw)).is_err() {
+                        // The engine's stage stopped; it reports why.
+                        return Ok(());
+                    }
+                }
+                read_error.map_or(Ok(()), Err)
+            })?;
+        let mut writer = WriterThread::spawn(scope, signals)?;
+        // The engine's stage, here. `Ok(false)`: the writer stopped, and `finish` says why.
+        let mut engine_stage = || -> std::io::Result<bool> {
+            for chunk in &decoded_receiver {
+                let outputs = step_chunk(&chunk, step)?;
+                if !writer.send(outputs, Some(chunk)) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        let engine_result = engine_stage();
+        drop(decoded_receiver);
+        let read_result = join(reader);
+        match (engine_result, read_result) {
+            (Err(error), _) => return Err(error),
+            (Ok(true), Err(error)) => {
+                writer.finish()?;
+                return Err(error);
+            }
+            (Ok(true), Ok(())) => {
+                let mut outputs = Vec::new();
+                step(None, &mut outputs)?;
+                // A failed send means the writer stopped; `finish` gives its error.
+                writer.send(outputs, None);
+            }
+            (Ok(false), _) => {}
+        }
+        writer.finish()
+    })
+}
+
+/// The signal writer on its own thread. It is sent each chunk's outputs, and the chunk
+/// itself so that it is dropped off the engine's thread.
+struct WriterThread<'scope> {
+    sender: SyncSender<(Vec<Output>, Option<DecodedChunk>)>,
+    handle: ScopedJoinHandle<'scope, std::io::Result<()>>,
+}
+
+impl<'scope> WriterThread<'scope> {
+    fn spawn<'env, 'w: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        signals: &'w mut (dyn Write + Send),
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel::<(Vec<Output>, Option<DecodedChunk>)>(QUEUED);
+        let handle = Builder::new()
+            .name("replay-write".to_owned())
+            .spawn_scoped(scope, move || -> std::io::Result<()> {
+                let mut writer = SignalWriter::new(signals);
+                for (outputs, spent) in receiver {
+                    writer.write(outputs)?;
+                    drop(spent);
+                }
+                writer.finish()
+            })?;
+        Ok(Self { sender, handle })
+    }
+
+    /// Hands over a chunk's outputs; false if the writer stopped (on a write error).
+    fn send(&mut self, outputs: Vec<Output>, spent: Option<DecodedChunk>) -> bool {
+        self.sender.send((outputs, spent)).is_ok()
+    }
+
+    /// Waits for the writer to write what is left; its result is the first write error.
+    fn finish(self) -> std::io::Result<()> {
+        drop(self.sender);
+        join(self.handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decode::DecodeError;
+    use super::*;
+
+    /// A line as the engine's stage saw it: its number and topic, or the decoding error.
+    type Seen = (u64, Result<String, DecodeError>);
+
+    /// Every stage over `input`: the lines `step` saw, as (number, topic or error), and what
+    /// was written.
+    fn outcomes(
+        input: &[u8],
+        threaded: bool,
+    ) -> (Vec<Seen>, bool) {
+        let mut seen = Vec::new();
+        let mut ended = false;
+        let mut step = |line: Option<&Line<'_>>, _: &mut Vec<Output>| {
+            match line {
+                Some((number, decoded)) => seen.push((
+                    *number,
+                    decoded
+                        .as_ref()
+                        .map(|record| record.topic.clone())
+                        .map_err(Clone::clone),
+                )),
+                None => ended = true,
+            }
+            Ok(())
+        };
+        let mut sink = std::io::sink();
+        let result = if threaded {
+            run_threaded(&mut &input[..], &mut sink, &mut step)
+        } else {
+            run_in_turn(&mut &input[..], &mut sink, &mut step)
+        };
+        result.unwrap();
+        (seen, ended)
+    }
+
+    fn record(topic: &str) -> String {
+        format!(
+            r#"{{"topic":"{topic}","timestamp":1,"value":{{"pad":"{}"}}}}"#,
+            "x".repeat(300)
+        )
+    }
+
+    #[test]
+    fn line_numbers_count_blank_and_bad_lines_across_chunks() {
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for number in 1..=3000u64 {
+            match number % 7 {
+                0 => input.extend_from_slice(b"   \r\n"),
+                3 => {
+                    input.extend_from_slice(b"{\"topic\":\xff}\n");
+                    expected.push((number, Err(DecodeError::NotUtf8(9))));
+                }
+                _ => {
+                    input.extend_from_slice(record(&format!("t{number}")).as_bytes());
+                    input.push(b'\n');
+                    expected.push((number, Ok(format!("t{number}"))));
+                }
+            }
+        }
+        // The last line has no newline.
+        input.extend_from_slice(record("last").as_bytes());
+        expected.push((3001, Ok("last".to_owned())));
+        assert!(input.len() > 4 * 128 * 1024, "the input spans several chunks");
+        for threaded in [false, true] {
+            assert_eq!(outcomes(&input, threaded), (expected.clone(), true));
+        }
+    }
+
+    #[test]
+    fn empty_input_only_ends() {
+        for threaded in [false, true] {
+            assert_eq!(outcomes(b"", threaded), (Vec::new(), true));
+            assert_eq!(outcomes(b"\n\n  \n", threaded), (Vec::new(), true));
+        }
+    }
+
+    /// A reader that fails once its bytes are read.
+    struct FailingAfter<'a>(&'a [u8]);
+
+    impl std::io::Read for FailingAfter<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("disk gone"));
+            }
+            let n = self.0.len().min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_comes_after_the_lines_before_it_and_skips_the_end() {
+        let text = format!("{}\n{}\n", record("a"), record("b"));
+        for threaded in [false, true] {
+            let mut input = std::io::BufReader::new(FailingAfter(text.as_bytes()));
+            let mut topics = Vec::new();
+            let mut step = |line: Option<&Line<'_>>, _: &mut Vec<Output>| {
+                topics.push(line.map(|(_, decoded)| decoded.as_ref().unwrap().topic.clone()));
+                Ok(())
+            };
+            let mut sink = std::io::sink();
+            let result = if threaded {
+                run_threaded(&mut input, &mut sink, &mut step)
+            } else {
+                run_in_turn(&mut input, &mut sink, &mut step)
+            };
+            assert_eq!(result.unwrap_err().to_string(), "disk gone");
+            assert_eq!(topics, [Some("a".to_owned()), Some("b".to_owned())]);
+        }
+    }
+
+    fn a_signal() -> crate::engine::Signal {
+        use crate::engine::signal::SignalData;
+        crate::engine::Signal {
+            id: "id".to_owned(),
+            kind: crate::engine::SignalKind::Started,
+            source: "flowwatch/test".into(),
+            subject: "o-1".into(),
+            time: 0,
+            alert: false,
+            duration: None,
+            data: SignalData::new("checkout".into(), "o-1".into()),
+        }
+    }
+
+    /// A writer that fails on its first write.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_stops_the_replay() {
+        let text = format!("{}\n", record("a")).repeat(10_000);
+        for threaded in [false, true] {
+            let mut lines = 0;
+            // Every line emits a signal, so the writer has something to write.
+            let mut step = |line: Option<&Line<'_>>, outputs: &mut Vec<Output>| {
+                lines += usize::from(line.is_some());
+                outputs.push(Output::Emit(a_signal()));
+                Ok(())
+            };
+            let result = if threaded {
+                run_threaded(&mut text.as_bytes(), &mut Closed, &mut step)
+            } else {
+                run_in_turn(&mut text.as_bytes(), &mut Closed, &mut step)
+            };
+            assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+            assert!(lines < 10_000, "the replay went on after the write failed ({lines} lines)");
+        }
+    }
+
+    #[test]
+    fn an_error_of_the_engine_stage_stops_the_replay() {
+        let text = format!("{}\n", record("a")).repeat(10_000);
+        for threaded in [false, true] {
+            let mut calls = 0;
+            let mut step = |_: Option<&Line<'_>>, _: &mut Vec<Output>| {
+                calls += 1;
+                if calls == 5 {
+                    Err(std::io::Error::other("stderr closed"))
+                } else {
+                    Ok(())
+                }
+            };
+            let mut sink = std::io::sink();
+            let result = if threaded {
+                run_threaded(&mut text.as_bytes(), &mut sink, &mut step)
+            } else {
+                run_in_turn(&mut text.as_bytes(), &mut sink, &mut step)
+            };
+            assert_eq!(result.unwrap_err().to_string(), "stderr closed");
+            assert_eq!(calls, 5);
+        }
+    }
+}

@@ -33,16 +33,18 @@ self_cell::self_cell!(
 
 /// Reads whole lines from `input` until the chunk is full or the input ends; `None` at the
 /// end. A read error ends the input: the error is returned after the lines before it.
+/// `next_line` moves past the lines read.
 pub(super) fn read_chunk(
     input: &mut dyn BufRead,
-    first_line: u64,
+    next_line: &mut u64,
     error: &mut Option<std::io::Error>,
 ) -> Option<RawChunk> {
+    let first_line = *next_line;
     let mut bytes = Vec::with_capacity(CHUNK_BYTES + 4096);
     while bytes.len() < CHUNK_BYTES {
         match input.read_until(b'\n', &mut bytes) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => *next_line += 1,
             Err(read_error) if read_error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(read_error) => {
                 *error = Some(read_error);
@@ -53,18 +55,16 @@ pub(super) fn read_chunk(
     (!bytes.is_empty()).then_some(RawChunk { bytes, first_line })
 }
 
-/// The number of lines in a chunk (a last line without `\n` counts).
-pub(super) fn line_count(bytes: &[u8]) -> u64 {
-    let newlines = bytes.iter().filter(|&&byte| byte == b'\n').count() as u64;
-    newlines + u64::from(bytes.last().is_some_and(|&last| last != b'\n'))
-}
-
 /// Decodes every line of a chunk; blank lines are skipped, a line that is not UTF-8 is an
 /// error like any other undecodable line.
 pub(super) fn decode_chunk(raw: RawChunk) -> DecodedChunk {
     DecodedChunk::new(raw.bytes, |bytes| {
         let mut lines = Vec::with_capacity(bytes.len() / 128);
-        for (index, line) in bytes.split_inclusive(|&byte| byte == b'\n').enumerate() {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', bytes).chain((bytes.last() != Some(&b'\n')).then_some(bytes.len()));
+        for (index, end) in ends.enumerate() {
+            let line = &bytes[start..end];
+            start = end + 1;
             let number = raw.first_line + index as u64;
             match std::str::from_utf8(line) {
                 Ok(text) => {

@@ -12,9 +12,9 @@ const CHUNK_BYTES: usize = 32 * 1024;
 /// Lines read from the input, before decoding.
 pub(super) struct RawChunk {
     /// Whole lines, each with its `\n` (the input's last line may lack it).
-    pub(super) bytes: Vec<u8>,
+    bytes: Vec<u8>,
     /// The 1-based number of the first line.
-    pub(super) first_line: u64,
+    first_line: u64,
 }
 
 /// One line's outcome: its 1-based number and its record, or why it has none.

@@ -33,7 +33,7 @@ fn check_with(flow: &str, config: EngineConfig, script: &str, expect: Expect) {
     expect.assert_eq(&run(&[flow], config, script));
 }
 
-fn offset(text: &str) -> Millis {
+pub(super) fn offset(text: &str) -> Millis {
     if text == "0" {
         return 0;
     }

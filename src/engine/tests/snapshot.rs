@@ -290,3 +290,51 @@ fn held_events_and_audit_trails_keep_their_topics_when_the_flows_change() {
     assert!(claimed.iter().any(|entry| entry == "Charged@pay"), "{claimed:?}");
     assert!(claimed.iter().all(|entry| !entry.contains("other-")), "{claimed:?}");
 }
+
+/// The documented limit of the action horizon across a restart (docs/daemon.md): a breach
+/// derived just before a crash, within the horizon, runs its actions; derived again after a
+/// restart from the checkpoint before it, with the wall clock (and so the horizon) moved past
+/// it by the downtime, it is signalled under the same id with its actions skipped. Consumers
+/// that deduplicate by id keep the first copy, the one that ran the actions.
+#[test]
+fn a_breach_derived_again_beyond_the_horizon_keeps_its_id_and_skips_its_actions() {
+    let breaches = |engine: &mut Engine, horizon: &str| {
+        let mut outputs = Vec::new();
+        engine.handle(Input::ActionHorizonSet(offset(horizon)), &mut outputs);
+        engine.handle(Input::ClockAdvanced(offset("11m")), &mut outputs);
+        outputs
+            .into_iter()
+            .filter_map(|output| match output {
+                Output::Emit(signal) if signal.kind == SignalKind::Breached => {
+                    Some((signal.id, signal.data.actions, signal.alert))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut first = Engine::new(compile(&[ORDER]), EngineConfig::default());
+    let mut transcript = String::new();
+    feed(&mut first, 0, r#"0 orders {"type":"Placed","id":"o-1","eid":"e1"}"#, &mut transcript);
+    let mut parts = PartStore::default();
+    parts.checkpoint(&mut first);
+    // Before the crash: the wall clock is close, the breach at 10m is within the horizon.
+    let before = breaches(&mut first, "0");
+    // The crash loses everything after the checkpoint; the daemon comes back two hours later.
+    let mut second =
+        Engine::restore(compile(&[ORDER]), EngineConfig::default(), parts.snapshot().unwrap())
+            .unwrap();
+    let after = breaches(&mut second, "1h");
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(before[0].0, after[0].0, "the same breach has the same id");
+    assert_eq!(
+        (&*before[0].1, before[0].2),
+        (&["alert".into()][..], true),
+        "within the horizon the breach alerts"
+    );
+    assert_eq!(
+        (&*after[0].1, after[0].2),
+        (&[][..], false),
+        "beyond the horizon the same breach runs no actions"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod apply;
 mod breach;
+mod emit;
 pub mod changes;
 pub mod correlate;
 pub mod history;

@@ -122,31 +122,16 @@ fn simulate(brokers: &str, seed: &str, start: &str, duration: &str) -> usize {
 /// A reader assigned to every partition of `topics` from the beginning, with the high
 /// watermarks it must reach.
 fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i32), i64>) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("e2e-reader-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
+    let group = format!("e2e-reader-{}", std::process::id());
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 5, &topics);
     let mut high = HashMap::new();
-    for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata");
-        for partition in metadata.topics()[0].partitions() {
-            let (_, watermark) = consumer
-                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .expect("assignment");
-            high.insert((topic.clone(), partition.id()), watermark);
-        }
+    for (topic, partition) in partitions {
+        let (_, watermark) = consumer
+            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            .expect("watermarks");
+        high.insert((topic, partition), watermark);
     }
-    consumer.assign(&assignment).expect("assign");
     (consumer, high)
 }
 

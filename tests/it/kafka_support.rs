@@ -143,6 +143,73 @@ pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) ->
     produced
 }
 
+/// A consumer that commits nothing, assigned to every partition of `topics` from the
+/// beginning (`fetch.wait.max.ms` as given: tansu holds every fetch for the full wait), and
+/// those partitions in metadata order.
+pub fn assign_from_beginning(
+    brokers: &str,
+    group: &str,
+    fetch_wait_ms: u32,
+    topics: &[&str],
+) -> (BaseConsumer, Vec<(String, i32)>) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .create()
+        .expect("consumer");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut partitions = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        for partition in metadata.topics()[0].partitions() {
+            assignment
+                .add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)
+                .expect("assignment");
+            partitions.push((topic.to_string(), partition.id()));
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    (consumer, partitions)
+}
+
+/// The offsets `group` has committed for partitions `0..partitions` of each topic: `None` for
+/// a partition without a committed offset.
+pub fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topics: &[String],
+    partitions: i32,
+) -> rdkafka::error::KafkaResult<Vec<(String, i32, Option<i64>)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..partitions {
+            list.add_partition(topic, partition);
+        }
+    }
+    let list = consumer.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(list
+        .elements()
+        .iter()
+        .map(|element| {
+            let offset = match element.offset() {
+                rdkafka::Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            (element.topic().to_string(), element.partition(), offset)
+        })
+        .collect())
+}
+
 /// Raw payloads of a topic, read from the beginning until nothing new comes for `quiet` after
 /// the first record (or `limit` passes).
 pub fn read_topic(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Vec<Vec<u8>> {

@@ -69,29 +69,10 @@ pub(crate) fn log_tail(path: &std::path::Path, lines: usize) -> String {
 
 /// The positions the daemon committed to Kafka after its checkpoints (for the report).
 pub(crate) fn committed(brokers: &str, group: &str, input_topics: &[String]) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for topic in input_topics {
-        for partition in 0..INPUT_PARTITIONS {
-            list.add_partition(topic, partition);
-        }
+    match kafka_support::committed_offsets(brokers, group, input_topics, INPUT_PARTITIONS) {
+        Ok(offsets) => offsets.iter().filter_map(|(_, _, offset)| *offset).sum(),
+        Err(_) => -1,
     }
-    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(10)) else {
-        return -1;
-    };
-    committed
-        .elements()
-        .iter()
-        .map(|element| match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Sends SIGTERM and waits for exit 0 (the shutdown promise: within 10 s).

@@ -20,32 +20,12 @@ pub(crate) struct TopicReader {
 
 impl TopicReader {
     pub(crate) fn new(brokers: &str, topics: &[&str], label: &str) -> TopicReader {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("torture-reader-{label}-{}", std::process::id()))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "20")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        let mut next = HashMap::new();
-        for topic in topics {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .expect("metadata");
-            for partition in metadata.topics()[0].partitions() {
-                assignment
-                    .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                    .expect("assignment");
-                next.insert((topic.to_string(), partition.id()), 0);
-            }
-        }
-        consumer.assign(&assignment).expect("assign");
+        let group = format!("torture-reader-{label}-{}", std::process::id());
+        let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 20, topics);
         TopicReader {
             consumer,
             topics: topics.iter().map(|topic| topic.to_string()).collect(),
-            next,
+            next: partitions.into_iter().map(|place| (place, 0)).collect(),
             records: Vec::new(),
         }
     }

@@ -23,8 +23,6 @@ use flowwatch::simulate::{FaultMix, SimConfig, Simulator};
 use flowwatch::time::Millis;
 use crate::kafka_support::{input_topics, PARTITIONS};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -76,31 +74,8 @@ pub fn distinct_signals(payloads: Vec<Vec<u8>>) -> Vec<String> {
 
 /// The offsets the group has committed to Kafka for the flows' partitions.
 pub fn committed(brokers: &str, group: &str) -> Vec<(String, i32, Option<i64>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    for topic in input_topics() {
-        for partition in 0..PARTITIONS {
-            list.add_partition(&topic, partition);
-        }
-    }
-    let list = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
-    list.elements()
-        .iter()
-        .map(|element| {
-            let offset = match element.offset() {
-                Offset::Offset(offset) => Some(offset),
-                _ => None,
-            };
-            (element.topic().to_string(), element.partition(), offset)
-        })
-        .collect()
+    crate::kafka_support::committed_offsets(brokers, group, &input_topics(), PARTITIONS)
+        .expect("committed offsets")
 }
 
 /// Raw payloads of a topic, read from the beginning of every partition without joining a group
@@ -108,23 +83,9 @@ pub fn committed(brokers: &str, group: &str) -> Vec<(String, i32, Option<i64>)> 
 /// nothing new comes for `quiet` after the first record, or `limit` passes.
 pub fn read_all(brokers: &str, topic: &str, quiet: Duration, limit: Duration) -> Vec<Vec<u8>> {
     use rdkafka::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "faults-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut list = TopicPartitionList::new();
-    for found in metadata.topics() {
-        for partition in found.partitions() {
-            list.add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .expect("partition added");
-        }
-    }
-    consumer.assign(&list).expect("assign");
+    // 500 ms: librdkafka's default fetch wait.
+    let (consumer, partitions) =
+        crate::kafka_support::assign_from_beginning(brokers, "faults-reader", 500, &[topic]);
     let started = Instant::now();
     let mut last = Instant::now();
     let mut payloads = Vec::new();
@@ -135,7 +96,7 @@ pub fn read_all(brokers: &str, topic: &str, quiet: Duration, limit: Duration) ->
         }
     }
     if std::env::var("FAULTS_LOG").is_ok() {
-        eprintln!("read_all {topic}: {} partitions, {} payloads", list.count(), payloads.len());
+        eprintln!("read_all {topic}: {} partitions, {} payloads", partitions.len(), payloads.len());
     }
     payloads
 }

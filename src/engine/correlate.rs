@@ -8,7 +8,7 @@ use crate::flow::{EventDef, Flow};
 use crate::record::Record;
 use crate::time::Millis;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// Where a record came from, kept with held events for deviation ids and the audit trail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

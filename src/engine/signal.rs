@@ -310,20 +310,10 @@ pub fn signal_id(parts: &[IdPart<'_>]) -> String {
     }
     let hash = xxhash_rust::xxh3::xxh3_128(&name);
     let uuid = uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid();
-    // The hyphenated lower-case form, written directly (`Display` went through `fmt`).
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [b'-'; 36];
-    let mut at = 0;
-    for (index, byte) in uuid.as_bytes().iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        text[at] = HEX[usize::from(byte >> 4)];
-        text[at + 1] = HEX[usize::from(byte & 0x0f)];
-        at += 2;
-    }
-    // Only ASCII hex digits and hyphens were written.
-    String::from_utf8(text.to_vec()).unwrap_or_default()
+    // The hyphenated lower-case form, encoded into a stack buffer (`Display` went through
+    // `fmt`; building the text ourselves cost a UTF-8 check of it).
+    let mut buffer = uuid::Uuid::encode_buffer();
+    String::from(&*uuid.hyphenated().encode_lower(&mut buffer))
 }
 
 /// Appends a JSON string: as is when nothing needs escaping (the common case), else via serde.

@@ -206,8 +206,8 @@ mod tests {
     /// A line as the engine's stage saw it: its number and topic, or the decoding error.
     type Seen = (u64, Result<String, DecodeError>);
 
-    /// Every stage over `input`: the lines `step` saw, as (number, topic or error), and what
-    /// was written.
+    /// Every stage over `input`: the lines `step` saw, as (number, topic or error), and whether
+    /// it was told the input ended.
     fn outcomes(
         input: &[u8],
         threaded: bool,

@@ -79,9 +79,44 @@ impl Invalid {
 }
 
 /// A record's matches.
+#[derive(Clone, Debug)]
 pub enum Match<'r> {
     Valid(Occurrence<'r>),
     Invalid { flow: u16, event: u16, why: Invalid },
+}
+
+impl Match<'_> {
+    /// An owned copy, independent of the record it was found in.
+    pub fn into_owned(self) -> Match<'static> {
+        match self {
+            Match::Valid(occurrence) => Match::Valid(occurrence.into_owned()),
+            Match::Invalid { flow, event, why } => Match::Invalid { flow, event, why },
+        }
+    }
+}
+
+/// Correlation apart from the engine: the same matching as the engine's own, for a shell
+/// that recognises records before handing them over (replay does it on its decoding thread,
+/// see `Input::CorrelatedRecordReceived`). Built from an engine ([`crate::engine::Engine::correlator`]),
+/// it holds that engine's flows and an identical topic index, so its matches are the ones the
+/// engine would find.
+pub struct Correlator {
+    flows: std::sync::Arc<[Flow]>,
+    topics: TopicIndex,
+}
+
+impl Correlator {
+    pub(super) fn new(flows: std::sync::Arc<[Flow]>) -> Correlator {
+        let topics = TopicIndex::new(&flows);
+        Correlator { flows, topics }
+    }
+
+    /// Every flow event the record is, as the engine would match it.
+    pub fn matches<'r>(&self, record: &'r Record<'_>) -> Vec<Match<'r>> {
+        let mut out = Vec::new();
+        self.topics.matches(&self.flows, record, &mut out);
+        out
+    }
 }
 
 struct TopicEntry {

@@ -75,11 +75,18 @@ impl Default for EngineConfig {
 }
 
 /// A fact the engine is told.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Input<'r> {
     /// A record was read: the clock moves to its time less the allowed lateness, due timers
     /// fire, then the record is applied, then timers that became due fire.
     RecordReceived(&'r Record<'r>),
+    /// A record was read and already matched by this engine's [`Engine::correlator`] (replay
+    /// matches on its decoding thread): handled exactly like `RecordReceived` with these
+    /// matches. Matches from a correlator of other flows would be applied as they are.
+    CorrelatedRecordReceived {
+        record: &'r Record<'r>,
+        matches: Vec<Match<'r>>,
+    },
     /// A record was read whose event time lies further in the future than the live clock
     /// allows (`tracking.max_clock_skew`): it is applied like `RecordReceived`, but with every
     /// event time replaced by `now` (the wall-clock time), and each instance it reaches gets a
@@ -273,6 +280,9 @@ impl Engine {
     pub fn handle(&mut self, input: Input<'_>, out: &mut Vec<Output>) {
         match input {
             Input::RecordReceived(record) => self.handle_record(record, None, out),
+            Input::CorrelatedRecordReceived { record, matches } => {
+                self.handle_matches(record, matches, None, out)
+            }
             Input::SkewedRecordReceived { record, now } => {
                 self.handle_record(record, Some(now), out)
             }
@@ -348,10 +358,25 @@ impl Engine {
             .unwrap_or(record.timestamp)
     }
 
+    /// A correlator over this engine's flows (see `Input::CorrelatedRecordReceived`).
+    pub fn correlator(&self) -> correlate::Correlator {
+        correlate::Correlator::new(self.flows.clone())
+    }
+
     fn handle_record(&mut self, record: &Record<'_>, cap: Option<Millis>, out: &mut Vec<Output>) {
-        self.stats.records += 1;
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
+        self.handle_matches(record, matches, cap, out);
+    }
+
+    fn handle_matches(
+        &mut self,
+        record: &Record<'_>,
+        mut matches: Vec<Match<'_>>,
+        cap: Option<Millis>,
+        out: &mut Vec<Output>,
+    ) {
+        self.stats.records += 1;
         let mut record_time: Option<Millis> = None;
         let mut any_invalid = false;
         for found in &mut matches {

@@ -41,7 +41,14 @@ fn record(key: u8, event: usize, time: i64, eid: u8, offset: i64) -> Record<'sta
     }
 }
 
-fn run(records: &[Record<'_>], lateness: Millis, renumber_above: Option<u32>) -> Vec<Signal> {
+/// Feeds the records as plain records, or (`correlated`) matched beforehand by the engine's
+/// correlator and owned, as replay's decoding thread does.
+fn run(
+    records: &[Record<'_>],
+    lateness: Millis,
+    renumber_above: Option<u32>,
+    correlated: bool,
+) -> Vec<Signal> {
     let flow = parse_flow_file(std::path::Path::new("order.yaml"), ORDER).expect("flow parses");
     let config = EngineConfig {
         allowed_lateness: lateness,
@@ -51,9 +58,16 @@ fn run(records: &[Record<'_>], lateness: Millis, renumber_above: Option<u32>) ->
     if let Some(threshold) = renumber_above {
         engine.timers.set_renumber_above(threshold);
     }
+    let correlator = engine.correlator();
     let mut outputs = Vec::new();
     for record in records {
-        engine.handle(Input::RecordReceived(record), &mut outputs);
+        let input = if correlated {
+            let matches = correlator.matches(record).into_iter().map(Match::into_owned).collect();
+            Input::CorrelatedRecordReceived { record, matches }
+        } else {
+            Input::RecordReceived(record)
+        };
+        engine.handle(input, &mut outputs);
     }
     engine.handle(Input::ClockAdvanced(30 * 86_400_000), &mut outputs);
     outputs
@@ -133,7 +147,7 @@ proptest! {
 
     #[test]
     fn random_streams_keep_the_invariants((records, lateness) in stream()) {
-        let signals = run(&records, lateness, None);
+        let signals = run(&records, lateness, None, false);
         let mut ids = HashSet::new();
         let mut ended = HashSet::new();
         let mut breaches = HashSet::new();
@@ -150,12 +164,15 @@ proptest! {
                 _ => {}
             }
         }
-        let again = run(&records, lateness, None);
+        let again = run(&records, lateness, None, false);
         let render = |signals: &[Signal]| signals.iter().map(Signal::to_json).collect::<Vec<_>>();
         prop_assert_eq!(render(&signals), render(&again));
         // Renumbering the timers' setting order after nearly every input changes nothing.
-        let renumbered = run(&records, lateness, Some(3));
+        let renumbered = run(&records, lateness, Some(3), false);
         prop_assert_eq!(render(&signals), render(&renumbered));
+        // Records matched beforehand (replay matches on its decoding thread) give the same.
+        let correlated = run(&records, lateness, None, true);
+        prop_assert_eq!(render(&signals), render(&correlated));
     }
 
     #[test]
@@ -177,7 +194,7 @@ proptest! {
         let mut straight = fresh();
         let mut expected = Vec::new();
         for input in &inputs {
-            straight.handle(*input, &mut expected);
+            straight.handle(input.clone(), &mut expected);
         }
         // Checkpointed (or failing to) at random points, restarted from the parts once.
         let mut engine = fresh();
@@ -192,7 +209,7 @@ proptest! {
                     engine.timers.set_renumber_above(5);
                 }
             }
-            engine.handle(*input, &mut outputs);
+            engine.handle(input.clone(), &mut outputs);
             match checkpoints.get(index).copied().unwrap_or(0) {
                 1 => store.checkpoint(&mut engine),
                 2 => PartStore::failed_checkpoint(&mut engine),
@@ -226,7 +243,7 @@ proptest! {
         let mut expected = Vec::new();
         for input in &inputs {
             let mut outputs = Vec::new();
-            straight.handle(*input, &mut outputs);
+            straight.handle(input.clone(), &mut outputs);
             expected.push(format!("{outputs:?}"));
         }
         let mut engine = Engine::new(flows(), config.clone());
@@ -238,7 +255,7 @@ proptest! {
         let mut steps = steps.into_iter();
         while next < inputs.len() {
             let mut outputs = Vec::new();
-            engine.handle(inputs[next], &mut outputs);
+            engine.handle(inputs[next].clone(), &mut outputs);
             produced[next] = format!("{outputs:?}");
             next += 1;
             match steps.next().unwrap_or(0) {

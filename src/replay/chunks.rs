@@ -1,8 +1,11 @@
 //! Replay input in chunks of lines: a chunk is its bytes plus the records decoded from them,
 //! which borrow those bytes (a `self_cell`), so a decoded chunk can move to another thread
-//! without copying its records (see `pipeline`).
+//! without copying its records (see `pipeline`). Decoding also matches each record against
+//! the flows (the engine's own correlation, run where the decoding runs), so the engine's
+//! thread starts from the flow events a record is.
 
 use super::decode::{decode_line, DecodeError};
+use crate::engine::correlate::{Correlator, Match};
 use crate::record::Record;
 use std::io::BufRead;
 
@@ -17,8 +20,15 @@ pub(super) struct RawChunk {
     first_line: u64,
 }
 
+/// A decoded record and the flow events it is.
+pub(super) struct Decoded<'a> {
+    pub(super) record: Record<'a>,
+    /// Owned (keys copied) so that they need not borrow `record`; taken by the engine.
+    pub(super) matches: Vec<Match<'static>>,
+}
+
 /// One line's outcome: its 1-based number and its record, or why it has none.
-pub(super) type Line<'a> = (u64, Result<Record<'a>, DecodeError>);
+pub(super) type Line<'a> = (u64, Result<Decoded<'a>, DecodeError>);
 /// The decoded lines of a chunk, blank lines left out.
 pub(super) type Lines<'a> = Vec<Line<'a>>;
 
@@ -55,9 +65,9 @@ pub(super) fn read_chunk(
     (!bytes.is_empty()).then_some(RawChunk { bytes, first_line })
 }
 
-/// Decodes every line of a chunk; blank lines are skipped, a line that is not UTF-8 is an
-/// error like any other undecodable line.
-pub(super) fn decode_chunk(raw: RawChunk) -> DecodedChunk {
+/// Decodes and matches every line of a chunk; blank lines are skipped, a line that is not
+/// UTF-8 is an error like any other undecodable line.
+pub(super) fn decode_chunk(raw: RawChunk, correlator: &Correlator) -> DecodedChunk {
     DecodedChunk::new(raw.bytes, |bytes| {
         let mut lines = Vec::with_capacity(bytes.len() / 128);
         let mut start = 0;
@@ -70,7 +80,15 @@ pub(super) fn decode_chunk(raw: RawChunk) -> DecodedChunk {
                 Ok(text) => {
                     let text = text.trim();
                     if !text.is_empty() {
-                        lines.push((number, decode_line(text, number)));
+                        let decoded = decode_line(text, number).map(|record| {
+                            let matches = correlator
+                                .matches(&record)
+                                .into_iter()
+                                .map(Match::into_owned)
+                                .collect();
+                            Decoded { record, matches }
+                        });
+                        lines.push((number, decoded));
                     }
                 }
                 Err(error) => lines.push((number, Err(DecodeError::NotUtf8(error.valid_up_to())))),

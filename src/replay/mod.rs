@@ -38,10 +38,17 @@ pub fn replay(
     diagnostics: &mut dyn Write,
 ) -> std::io::Result<Engine> {
     let mut engine = Engine::new(flows, options.engine.clone());
+    let correlator = engine.correlator();
     let mut bad_lines = 0u64;
-    pipeline::run(input, signals, &mut |line, outputs| {
+    pipeline::run(input, &correlator, signals, &mut |line, outputs| {
         match line {
-            Some((_, Ok(record))) => engine.handle(Input::RecordReceived(record), outputs),
+            Some((_, Ok(decoded))) => engine.handle(
+                Input::CorrelatedRecordReceived {
+                    record: &decoded.record,
+                    matches: std::mem::take(&mut decoded.matches),
+                },
+                outputs,
+            ),
             Some((line_number, Err(error))) => {
                 engine.count_undecodable();
                 bad_lines += 1;

@@ -5,6 +5,7 @@
 //! it emits them, so the output is byte-for-byte the same either way.
 
 use super::chunks::{decode_chunk, read_chunk, DecodedChunk, Line};
+use crate::engine::correlate::Correlator;
 use crate::engine::Output;
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -15,10 +16,11 @@ const QUEUED: usize = 3;
 /// Rendered signals are written in blocks of about this size.
 const WRITE_BLOCK: usize = 32 * 1024;
 
-/// The engine's stage: called with each decoded line in input order, then once with `None`
-/// when the input has ended (not after a read error); it pushes what the engine emits.
+/// The engine's stage: called with each decoded line in input order (it may take the line's
+/// matches), then once with `None` when the input has ended (not after a read error); it
+/// pushes what the engine emits.
 pub(super) type Step<'s> =
-    dyn FnMut(Option<&Line<'_>>, &mut Vec<Output>) -> std::io::Result<()> + 's;
+    dyn FnMut(Option<&mut Line<'_>>, &mut Vec<Output>) -> std::io::Result<()> + 's;
 
 /// Renders the signals among the outputs as JSON lines and writes them in blocks.
 struct SignalWriter<'w> {
@@ -57,31 +59,37 @@ impl<'w> SignalWriter<'w> {
 /// Runs `step` over every line of `input` and writes the signals it emits to `signals`.
 /// Errors: the first of `step` or of writing; a read error ends the input, and is returned
 /// once the lines before it have been through the engine and their signals written.
+/// Lines are matched against the flows with `correlator` as they are decoded.
 pub(super) fn run(
     input: &mut (dyn BufRead + Send),
+    correlator: &Correlator,
     signals: &mut (dyn Write + Send),
     step: &mut Step<'_>,
 ) -> std::io::Result<()> {
     // Three threads beat two on two cores too (measured: BENCHMARKS.md).
     if std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1) {
-        run_threaded(input, signals, step)
+        run_threaded(input, correlator, signals, step)
     } else {
-        run_in_turn(input, signals, step)
+        run_in_turn(input, correlator, signals, step)
     }
 }
 
 /// Every chunk's lines through `step`, collecting its outputs.
-fn step_chunk(chunk: &DecodedChunk, step: &mut Step<'_>) -> std::io::Result<Vec<Output>> {
+fn step_chunk(chunk: &mut DecodedChunk, step: &mut Step<'_>) -> std::io::Result<Vec<Output>> {
     // About 1.2 signals per record in typical streams; room for more saves most regrowth.
     let mut outputs = Vec::with_capacity(chunk.borrow_dependent().len() * 2);
-    for line in chunk.borrow_dependent() {
-        step(Some(line), &mut outputs)?;
-    }
+    chunk.with_dependent_mut(|_, lines| -> std::io::Result<()> {
+        for line in lines.iter_mut() {
+            step(Some(line), &mut outputs)?;
+        }
+        Ok(())
+    })?;
     Ok(outputs)
 }
 
 fn run_in_turn(
     input: &mut (dyn BufRead + Send),
+    correlator: &Correlator,
     signals: &mut (dyn Write + Send),
     step: &mut Step<'_>,
 ) -> std::io::Result<()> {
@@ -89,7 +97,7 @@ fn run_in_turn(
     let mut read_error = None;
     let mut next_line = 1;
     while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
-        let outputs = step_chunk(&decode_chunk(raw), step)?;
+        let outputs = step_chunk(&mut decode_chunk(raw, correlator), step)?;
         writer.write(outputs)?;
     }
     if let Some(error) = read_error {
@@ -110,6 +118,7 @@ fn join<T>(handle: ScopedJoinHandle<'_, T>) -> T {
 
 fn run_threaded(
     input: &mut (dyn BufRead + Send),
+    correlator: &Correlator,
     signals: &mut (dyn Write + Send),
     step: &mut Step<'_>,
 ) -> std::io::Result<()> {
@@ -121,7 +130,7 @@ fn run_threaded(
                 let mut read_error = None;
                 let mut next_line = 1;
                 while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
-                    if decoded_sender.send(decode_chunk(raw)).is_err() {
+                    if decoded_sender.send(decode_chunk(raw, correlator)).is_err() {
                         // The engine's stage stopped; it reports why.
                         return Ok(());
                     }
@@ -131,8 +140,8 @@ fn run_threaded(
         let mut writer = WriterThread::spawn(scope, signals)?;
         // The engine's stage, here. `Ok(false)`: the writer stopped, and `finish` says why.
         let mut engine_stage = || -> std::io::Result<bool> {
-            for chunk in &decoded_receiver {
-                let outputs = step_chunk(&chunk, step)?;
+            for mut chunk in &decoded_receiver {
+                let outputs = step_chunk(&mut chunk, step)?;
                 if !writer.send(outputs, Some(chunk)) {
                     return Ok(false);
                 }
@@ -203,6 +212,11 @@ mod tests {
     use super::super::decode::DecodeError;
     use super::*;
 
+    /// A correlator that matches nothing (these tests are about the stages, not the flows).
+    fn no_flows() -> Correlator {
+        crate::engine::Engine::new(Vec::new(), crate::engine::EngineConfig::default()).correlator()
+    }
+
     /// A line as the engine's stage saw it: its number and topic, or the decoding error.
     type Seen = (u64, Result<String, DecodeError>);
 
@@ -214,13 +228,13 @@ mod tests {
     ) -> (Vec<Seen>, bool) {
         let mut seen = Vec::new();
         let mut ended = false;
-        let mut step = |line: Option<&Line<'_>>, _: &mut Vec<Output>| {
+        let mut step = |line: Option<&mut Line<'_>>, _: &mut Vec<Output>| {
             match line {
                 Some((number, decoded)) => seen.push((
                     *number,
                     decoded
                         .as_ref()
-                        .map(|record| record.topic.clone())
+                        .map(|decoded| decoded.record.topic.clone())
                         .map_err(Clone::clone),
                 )),
                 None => ended = true,
@@ -229,9 +243,9 @@ mod tests {
         };
         let mut sink = std::io::sink();
         let result = if threaded {
-            run_threaded(&mut &input[..], &mut sink, &mut step)
+            run_threaded(&mut &input[..], &no_flows(), &mut sink, &mut step)
         } else {
-            run_in_turn(&mut &input[..], &mut sink, &mut step)
+            run_in_turn(&mut &input[..], &no_flows(), &mut sink, &mut step)
         };
         result.unwrap();
         (seen, ended)
@@ -300,15 +314,15 @@ mod tests {
         for threaded in [false, true] {
             let mut input = std::io::BufReader::new(FailingAfter(text.as_bytes()));
             let mut topics = Vec::new();
-            let mut step = |line: Option<&Line<'_>>, _: &mut Vec<Output>| {
-                topics.push(line.map(|(_, decoded)| decoded.as_ref().unwrap().topic.clone()));
+            let mut step = |line: Option<&mut Line<'_>>, _: &mut Vec<Output>| {
+                topics.push(line.map(|(_, decoded)| decoded.as_ref().unwrap().record.topic.clone()));
                 Ok(())
             };
             let mut sink = std::io::sink();
             let result = if threaded {
-                run_threaded(&mut input, &mut sink, &mut step)
+                run_threaded(&mut input, &no_flows(), &mut sink, &mut step)
             } else {
-                run_in_turn(&mut input, &mut sink, &mut step)
+                run_in_turn(&mut input, &no_flows(), &mut sink, &mut step)
             };
             assert_eq!(result.unwrap_err().to_string(), "disk gone");
             assert_eq!(topics, [Some("a".to_owned()), Some("b".to_owned())]);
@@ -347,15 +361,15 @@ mod tests {
         for threaded in [false, true] {
             let mut lines = 0;
             // Every line emits a signal, so the writer has something to write.
-            let mut step = |line: Option<&Line<'_>>, outputs: &mut Vec<Output>| {
+            let mut step = |line: Option<&mut Line<'_>>, outputs: &mut Vec<Output>| {
                 lines += usize::from(line.is_some());
                 outputs.push(Output::Emit(a_signal()));
                 Ok(())
             };
             let result = if threaded {
-                run_threaded(&mut text.as_bytes(), &mut Closed, &mut step)
+                run_threaded(&mut text.as_bytes(), &no_flows(), &mut Closed, &mut step)
             } else {
-                run_in_turn(&mut text.as_bytes(), &mut Closed, &mut step)
+                run_in_turn(&mut text.as_bytes(), &no_flows(), &mut Closed, &mut step)
             };
             assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
             assert!(lines < 10_000, "the replay went on after the write failed ({lines} lines)");
@@ -367,7 +381,7 @@ mod tests {
         let text = format!("{}\n", record("a")).repeat(10_000);
         for threaded in [false, true] {
             let mut calls = 0;
-            let mut step = |_: Option<&Line<'_>>, _: &mut Vec<Output>| {
+            let mut step = |_: Option<&mut Line<'_>>, _: &mut Vec<Output>| {
                 calls += 1;
                 if calls == 5 {
                     Err(std::io::Error::other("stderr closed"))
@@ -377,9 +391,9 @@ mod tests {
             };
             let mut sink = std::io::sink();
             let result = if threaded {
-                run_threaded(&mut text.as_bytes(), &mut sink, &mut step)
+                run_threaded(&mut text.as_bytes(), &no_flows(), &mut sink, &mut step)
             } else {
-                run_in_turn(&mut text.as_bytes(), &mut sink, &mut step)
+                run_in_turn(&mut text.as_bytes(), &no_flows(), &mut sink, &mut step)
             };
             assert_eq!(result.unwrap_err().to_string(), "stderr closed");
             assert_eq!(calls, 5);

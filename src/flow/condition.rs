@@ -3,6 +3,10 @@
 //! compares the two by value, so `events.X.amount > 1000` holds for 1500 and 1500.5 alike.
 //! An evaluation builds CEL's values directly from the kept payloads, borrowing their strings,
 //! and hands them to CEL through a variable resolver: no `cel::Value` maps, no copies.
+//! Comparisons of a field with a number are answered without CEL when the field holds a number
+//! of the literal's type (`fast`), with CEL's result; every other case goes through CEL.
+
+mod fast;
 
 use crate::json::Json;
 use cel::common::ast::{EntryExpr, Expr};
@@ -31,6 +35,8 @@ pub struct Condition {
     /// `(event name, first field)` pairs the expression reads through `events`, or `None` when
     /// it uses `events` in a way that cannot be narrowed to fields.
     event_fields: Option<Vec<(String, Option<String>)>>,
+    /// The same expression in the form `fast` evaluates, if it has one.
+    fast: Option<fast::Fast>,
 }
 
 impl std::fmt::Debug for Condition {
@@ -53,10 +59,12 @@ impl Condition {
         })?;
         let mut uses = Vec::new();
         let event_fields = collect_event_uses(program.expression(), &mut uses).then_some(uses);
+        let fast = fast::Fast::recognise(program.expression());
         Ok(Condition {
             source: source.to_string(),
             program,
             event_fields,
+            fast,
         })
     }
 
@@ -75,6 +83,18 @@ impl Condition {
     /// Evaluates the condition over the instance key and the kept payloads by event name.
     /// `Err` carries the reason when the result is not a boolean.
     pub fn evaluate<'a>(
+        &self,
+        key: &'a str,
+        events: impl Iterator<Item = (&'a str, &'a Json<'a>)> + Clone,
+    ) -> Result<bool, String> {
+        if let Some(result) = self.fast.as_ref().and_then(|fast| fast.evaluate(&events)) {
+            return Ok(result);
+        }
+        self.evaluate_with_cel(key, events)
+    }
+
+    /// Evaluates the condition with CEL's interpreter.
+    fn evaluate_with_cel<'a>(
         &self,
         key: &'a str,
         events: impl Iterator<Item = (&'a str, &'a Json<'a>)>,

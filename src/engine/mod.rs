@@ -8,6 +8,7 @@
 //! emits the same outputs, byte for byte.
 
 mod apply;
+mod blocks;
 mod breach;
 mod emit;
 pub mod changes;
@@ -219,7 +220,7 @@ pub struct Engine {
     /// Breaches due before this run no actions.
     action_horizon: Millis,
     /// Instance slots; `None` slots are reused through `free_instances`.
-    instances: Vec<Option<Instance>>,
+    instances: blocks::Blocks<Option<Instance>>,
     free_instances: Vec<u32>,
     /// (flow, key) → instance slot, hashed by key; stores only slot numbers.
     by_key: HashTable<u32>,
@@ -260,7 +261,7 @@ impl Engine {
             topics,
             clock: Millis::MIN,
             action_horizon: Millis::MIN,
-            instances: Vec::new(),
+            instances: blocks::Blocks::default(),
             free_instances: Vec::new(),
             by_key: HashTable::new(),
             by_alias,

@@ -105,7 +105,7 @@ impl Engine {
             clock: self.clock,
             action_horizon: self.action_horizon,
             next_seq: self.timers.last_seq(),
-            instances: self.instances.clone(),
+            instances: self.instances.iter().cloned().collect(),
             free_instances: self.free_instances.clone(),
             aliases,
             orphan_groups: self.orphan_groups.clone(),
@@ -153,7 +153,7 @@ impl Engine {
         engine.renumber_topics(&mut snapshot);
         engine.clock = snapshot.clock;
         engine.action_horizon = snapshot.action_horizon;
-        engine.instances = snapshot.instances;
+        engine.instances = snapshot.instances.into_iter().collect();
         engine.free_instances = snapshot.free_instances;
         engine.orphan_groups = snapshot.orphan_groups;
         engine.free_orphan_groups = snapshot.free_orphan_groups;

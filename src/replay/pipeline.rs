@@ -8,7 +8,7 @@ use super::chunks::{decode_chunk, read_chunk, DecodedChunk, Line};
 use crate::engine::correlate::Correlator;
 use crate::engine::Output;
 use std::io::{BufRead, Write};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::thread::{Builder, ScopedJoinHandle};
 
 /// Chunks (and batches of outputs) that may wait between two stages.
@@ -36,8 +36,9 @@ impl<'w> SignalWriter<'w> {
         }
     }
 
-    fn write(&mut self, outputs: Vec<Output>) -> std::io::Result<()> {
-        for output in outputs {
+    /// Writes the signals among `outputs`, leaving it empty (its room kept for reuse).
+    fn write(&mut self, outputs: &mut Vec<Output>) -> std::io::Result<()> {
+        for output in outputs.drain(..) {
             if let Output::Emit(signal) = output {
                 signal.write_json(&mut self.buffer);
                 self.buffer.push(b'\n');
@@ -74,10 +75,16 @@ pub(super) fn run(
     }
 }
 
-/// Every chunk's lines through `step`, collecting its outputs.
-fn step_chunk(chunk: &mut DecodedChunk, step: &mut Step<'_>) -> std::io::Result<Vec<Output>> {
+/// Every chunk's lines through `step`, collecting its outputs into `outputs` (a vector the
+/// writer emptied, when there is one: reusing it spares allocating fresh memory per chunk).
+fn step_chunk(
+    chunk: &mut DecodedChunk,
+    step: &mut Step<'_>,
+    outputs: Option<Vec<Output>>,
+) -> std::io::Result<Vec<Output>> {
     // About 1.2 signals per record in typical streams; room for more saves most regrowth.
-    let mut outputs = Vec::with_capacity(chunk.borrow_dependent().len() * 2);
+    let mut outputs =
+        outputs.unwrap_or_else(|| Vec::with_capacity(chunk.borrow_dependent().len() * 2));
     chunk.with_dependent_mut(|_, lines| -> std::io::Result<()> {
         for line in lines.iter_mut() {
             step(Some(line), &mut outputs)?;
@@ -96,9 +103,11 @@ fn run_in_turn(
     let mut writer = SignalWriter::new(signals);
     let mut read_error = None;
     let mut next_line = 1;
+    let mut spare = None;
     while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
-        let outputs = step_chunk(&mut decode_chunk(raw, correlator), step)?;
-        writer.write(outputs)?;
+        let mut outputs = step_chunk(&mut decode_chunk(raw, correlator), step, spare.take())?;
+        writer.write(&mut outputs)?;
+        spare = Some(outputs);
     }
     if let Some(error) = read_error {
         writer.finish()?;
@@ -106,7 +115,7 @@ fn run_in_turn(
     }
     let mut outputs = Vec::new();
     step(None, &mut outputs)?;
-    writer.write(outputs)?;
+    writer.write(&mut outputs)?;
     writer.finish()
 }
 
@@ -141,7 +150,7 @@ fn run_threaded(
         // The engine's stage, here. `Ok(false)`: the writer stopped, and `finish` says why.
         let mut engine_stage = || -> std::io::Result<bool> {
             for mut chunk in &decoded_receiver {
-                let outputs = step_chunk(&mut chunk, step)?;
+                let outputs = step_chunk(&mut chunk, step, writer.spare())?;
                 if !writer.send(outputs, Some(chunk)) {
                     return Ok(false);
                 }
@@ -170,9 +179,11 @@ fn run_threaded(
 }
 
 /// The signal writer on its own thread. It is sent each chunk's outputs, and the chunk
-/// itself so that it is dropped off the engine's thread.
+/// itself so that it is dropped off the engine's thread; it sends the emptied output vectors
+/// back for reuse.
 struct WriterThread<'scope> {
     sender: SyncSender<(Vec<Output>, Option<DecodedChunk>)>,
+    spares: Receiver<Vec<Output>>,
     handle: ScopedJoinHandle<'scope, std::io::Result<()>>,
 }
 
@@ -182,17 +193,29 @@ impl<'scope> WriterThread<'scope> {
         signals: &'w mut (dyn Write + Send),
     ) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel::<(Vec<Output>, Option<DecodedChunk>)>(QUEUED);
+        let (spare_sender, spares) = channel();
         let handle = Builder::new()
             .name("replay-write".to_owned())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
                 let mut writer = SignalWriter::new(signals);
-                for (outputs, spent) in receiver {
-                    writer.write(outputs)?;
+                for (mut outputs, spent) in receiver {
+                    writer.write(&mut outputs)?;
                     drop(spent);
+                    // The engine's stage may have finished; then the vector is dropped here.
+                    let _ = spare_sender.send(outputs);
                 }
                 writer.finish()
             })?;
-        Ok(Self { sender, handle })
+        Ok(Self {
+            sender,
+            spares,
+            handle,
+        })
+    }
+
+    /// An emptied output vector to reuse, if the writer has returned one.
+    fn spare(&self) -> Option<Vec<Output>> {
+        self.spares.try_recv().ok()
     }
 
     /// Hands over a chunk's outputs; false if the writer stopped (on a write error).

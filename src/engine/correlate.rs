@@ -197,6 +197,8 @@ impl TopicIndex {
         let Some(entry) = self.by_topic.get(record.topic.as_str()) else {
             return;
         };
+        // At most one match per flow; most records match one (no room for four).
+        out.reserve_exact(entry.flows.len());
         for (flow_idx, events) in &entry.flows {
             let flow = &flows[usize::from(*flow_idx)];
             let found = events

@@ -10,7 +10,7 @@ use crate::record::Record;
 use std::io::BufRead;
 
 /// A chunk ends after this many bytes (or at the end of the input), on a line boundary.
-const CHUNK_BYTES: usize = 32 * 1024;
+const CHUNK_BYTES: usize = 128 * 1024;
 
 /// Lines read from the input, before decoding.
 pub(super) struct RawChunk {

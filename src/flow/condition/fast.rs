@@ -246,6 +246,10 @@ mod tests {
             (Some(false), Ok(false))
         );
         assert_eq!(both("1000 < events.A.x", Some(json!({"x": 1000}))), (Some(false), Ok(false)));
+        assert_eq!(
+            both("events.A.x <= 1000.0", Some(json!({"x": 1000.0}))),
+            (Some(true), Ok(true))
+        );
         // CEL compares int with double by value; the fast form leaves that to CEL.
         assert_eq!(both("events.A.x > 1000", Some(json!({"x": 1500.5}))), (None, Ok(true)));
         // Errors stay CEL's.

@@ -10,7 +10,7 @@ use crate::record::Record;
 use std::io::BufRead;
 
 /// A chunk ends after this many bytes (or at the end of the input), on a line boundary.
-const CHUNK_BYTES: usize = 128 * 1024;
+pub(super) const CHUNK_BYTES: usize = 128 * 1024;
 
 /// Lines read from the input, before decoding.
 pub(super) struct RawChunk {
@@ -43,7 +43,9 @@ self_cell::self_cell!(
 
 /// Reads whole lines from `input` until the chunk is full or the input ends; `None` at the
 /// end. A read error ends the input: the error is returned after the lines before it.
-/// `next_line` moves past the lines read.
+/// `next_line` moves past the lines read. The bytes are taken a buffer at a time and only the
+/// chunk's last line is completed line-wise (reading line by line cost a search and a copy
+/// per line).
 pub(super) fn read_chunk(
     input: &mut dyn BufRead,
     next_line: &mut u64,
@@ -52,16 +54,29 @@ pub(super) fn read_chunk(
     let first_line = *next_line;
     let mut bytes = Vec::with_capacity(CHUNK_BYTES + 4096);
     while bytes.len() < CHUNK_BYTES {
-        match input.read_until(b'\n', &mut bytes) {
-            Ok(0) => break,
-            Ok(_) => *next_line += 1,
-            Err(read_error) if read_error.kind() == std::io::ErrorKind::Interrupted => {}
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(read_error) if read_error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(read_error) => {
                 *error = Some(read_error);
                 break;
             }
+        };
+        if available.is_empty() {
+            break;
+        }
+        let take = available.len().min(CHUNK_BYTES - bytes.len());
+        bytes.extend_from_slice(&available[..take]);
+        input.consume(take);
+    }
+    if error.is_none() && bytes.last().is_some_and(|&last| last != b'\n') {
+        // `read_until` retries interrupted reads itself.
+        if let Err(read_error) = input.read_until(b'\n', &mut bytes) {
+            *error = Some(read_error);
         }
     }
+    let unterminated = bytes.last().is_some_and(|&last| last != b'\n');
+    *next_line += (memchr::memchr_iter(b'\n', &bytes).count() + usize::from(unterminated)) as u64;
     (!bytes.is_empty()).then_some(RawChunk { bytes, first_line })
 }
 

@@ -245,10 +245,12 @@ mod tests {
 
     /// Every stage over `input`: the lines `step` saw, as (number, topic or error), and whether
     /// it was told the input ended.
-    fn outcomes(
-        input: &[u8],
-        threaded: bool,
-    ) -> (Vec<Seen>, bool) {
+    fn outcomes(input: &[u8], threaded: bool) -> (Vec<Seen>, bool) {
+        outcomes_of(&mut &input[..], threaded)
+    }
+
+    /// [`outcomes`] over any reader.
+    fn outcomes_of(input: &mut (dyn BufRead + Send), threaded: bool) -> (Vec<Seen>, bool) {
         let mut seen = Vec::new();
         let mut ended = false;
         let mut step = |line: Option<&mut Line<'_>>, _: &mut Vec<Output>| {
@@ -266,9 +268,9 @@ mod tests {
         };
         let mut sink = std::io::sink();
         let result = if threaded {
-            run_threaded(&mut &input[..], &no_flows(), &mut sink, &mut step)
+            run_threaded(input, &no_flows(), &mut sink, &mut step)
         } else {
-            run_in_turn(&mut &input[..], &no_flows(), &mut sink, &mut step)
+            run_in_turn(input, &no_flows(), &mut sink, &mut step)
         };
         result.unwrap();
         (seen, ended)
@@ -305,6 +307,27 @@ mod tests {
         assert!(input.len() > 4 * 128 * 1024, "the input spans several chunks");
         for threaded in [false, true] {
             assert_eq!(outcomes(&input, threaded), (expected.clone(), true));
+        }
+    }
+
+    #[test]
+    fn small_reads_and_lines_longer_than_a_chunk_keep_their_numbers() {
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for number in 1..=40u64 {
+            let topic = if number % 10 == 0 {
+                "x".repeat(super::super::chunks::CHUNK_BYTES + 100)
+            } else {
+                format!("t{number}")
+            };
+            input.extend_from_slice(record(&topic).as_bytes());
+            input.push(b'\n');
+            expected.push((number, Ok(topic)));
+        }
+        for threaded in [false, true] {
+            // Seven bytes per read: chunks fill from many reads and end inside a line.
+            let mut reader = std::io::BufReader::with_capacity(7, &input[..]);
+            assert_eq!(outcomes_of(&mut reader, threaded), (expected.clone(), true));
         }
     }
 

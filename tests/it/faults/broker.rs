@@ -155,7 +155,8 @@ fn every_broker_down_past_the_producer_timeout_loses_nothing() {
     cluster.broker_up(-1).expect("brokers up");
     assert!(
         wait_for(Duration::from_secs(60), || status.records_read.load(Ordering::Relaxed) as usize >= produced.len()),
-        "consumption resumes and reads the rest"
+        "consumption resumes and reads the rest: read {} of {}, outbox {}, done {}",
+        status.records_read.load(Ordering::Relaxed), produced.len(), status.outbox_len.load(Ordering::Relaxed), status.records_done.load(Ordering::Relaxed)
     );
     let end = start + 86_400_000;
     clock.set(end);

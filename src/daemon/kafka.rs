@@ -27,7 +27,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignmentChange {
     Assigned(Vec<TopicPartition>),
+    /// Taken away by a rebalance: another member of the group took them.
     Revoked(Vec<TopicPartition>),
+    /// Lost with the group membership itself (the session timed out, say while every broker
+    /// was unreachable): the consumer rejoins and normally gets them back.
+    Lost(Vec<TopicPartition>),
 }
 
 /// Shared between the worker and the consumer's callbacks.
@@ -82,7 +86,11 @@ impl ConsumerContext for ConsumerHooks {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.push(AssignmentChange::Revoked(partitions));
+                self.push(if consumer.assignment_lost() {
+                    AssignmentChange::Lost(partitions)
+                } else {
+                    AssignmentChange::Revoked(partitions)
+                });
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {

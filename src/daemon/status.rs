@@ -36,6 +36,9 @@ pub struct Status {
     pub records_done: AtomicU64,
     /// Another consumer took partitions of the group (one daemon per group is supported).
     pub group_conflict: AtomicBool,
+    /// Times the consumer lost its partitions with its group membership (session timeout)
+    /// and rejoined; not a conflict.
+    pub assignments_lost: AtomicU64,
 }
 
 impl Status {

@@ -53,6 +53,7 @@ pub(super) struct Families {
     pub checkpoints: IntCounterVec,
     pub watchdog_healthy: IntGauge,
     pub watchdog_trips: IntCounter,
+    pub assignments_lost: IntCounter,
     pub ready: IntGauge,
     pub ready_checks: IntGaugeVec,
     pub build_info: IntGaugeVec,
@@ -245,6 +246,11 @@ impl Families {
                 r,
                 "flowwatch_watchdog_trips_total",
                 "Times the consumer watchdog tripped.",
+            ),
+            assignments_lost: counter(
+                r,
+                "flowwatch_consumer_assignments_lost_total",
+                "Times the consumer lost its partitions with its group membership (session timeout) and rejoined.",
             ),
             ready: gauge(
                 r,

@@ -292,6 +292,11 @@ impl Metrics {
         gauge.set(i64::from(healthy));
     }
 
+    /// Counts a lost assignment (the group session timed out; the consumer rejoins).
+    pub fn count_assignment_lost(&self) {
+        self.families.assignments_lost.inc();
+    }
+
     /// Sets whether the process is ready (what `/readyz` answers).
     pub fn set_ready(&self, ready: bool) {
         self.families.ready.set(i64::from(ready));

@@ -136,6 +136,7 @@ fn renders_every_family_with_help_and_type() {
         ("flowwatch_checkpoints_total", "counter"),
         ("flowwatch_watchdog_healthy", "gauge"),
         ("flowwatch_watchdog_trips_total", "counter"),
+        ("flowwatch_consumer_assignments_lost_total", "counter"),
         ("flowwatch_ready", "gauge"),
         ("flowwatch_ready_check", "gauge"),
         ("flowwatch_build_info", "gauge"),

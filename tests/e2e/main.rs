@@ -127,12 +127,26 @@ fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i
     let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 5, &topics);
     let mut high = HashMap::new();
     for (topic, partition) in partitions {
-        let (_, watermark) = consumer
-            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-            .expect("watermarks");
+        let watermark = high_watermark(&consumer, &topic, partition);
         high.insert((topic, partition), watermark);
     }
     (consumer, high)
+}
+
+/// A partition's high watermark. A broker under load (tansu on SQLite, right after a burst of
+/// produced records) can miss one metadata request's 10 s: ask again, for up to a minute.
+fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
+    let started = Instant::now();
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok((_, high)) => return high,
+            Err(error) if started.elapsed() < Duration::from_secs(60) => {
+                eprintln!("watermarks of {topic}/{partition}: {error}; asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => panic!("watermarks of {topic}/{partition} for a minute: {error}"),
+        }
+    }
 }
 
 /// Every record now in `topics`, decoded as the daemon decodes them, with the partition and
@@ -155,10 +169,7 @@ fn read_back(brokers: &str, topics: &[String], also: &[String]) -> (Vec<Record<'
         if !behind(&next, &high) && last.elapsed() > Duration::from_secs(3) {
             // Caught up with the watermarks and nothing came for 3 s: check they have not moved.
             for ((topic, partition), watermark) in high.iter_mut() {
-                let (_, now) = consumer
-                    .fetch_watermarks(topic, *partition, Duration::from_secs(10))
-                    .expect("watermarks");
-                *watermark = now;
+                *watermark = high_watermark(&consumer, topic, *partition);
             }
             if !behind(&next, &high) {
                 break;

@@ -265,6 +265,7 @@ pub fn replay_sorted_until(records: &[Record], engine_config: EngineConfig, unti
 
 /// A daemon configuration for tests, through the same loader users have.
 pub fn test_config(brokers: &str, state: &Path, group: &str, extra: &[(&str, &str)]) -> Config {
+    init_logs();
     let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
         ("FLOWWATCH__KAFKA__GROUP_ID", group),
@@ -282,6 +283,17 @@ pub fn test_config(brokers: &str, state: &Path, group: &str, extra: &[(&str, &st
         env.insert(name.to_string(), value.to_string());
     }
     config::load(None, &env).expect("test configuration is valid")
+}
+
+/// The daemon's logs on stderr when `FLOWWATCH_TEST_LOG` names a filter (`info`,
+/// `flowwatch=debug,rdkafka=debug`...): for finding out why a daemon test failed.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("FLOWWATCH_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
 
 /// Asserts two sorted signal lists are equal, showing only the differences.

@@ -23,17 +23,21 @@ impl Worker {
         for change in changes {
             match change {
                 AssignmentChange::Assigned(partitions) => {
-                    for partition in partitions {
-                        let stored = self.restored_positions.get(&partition).cloned();
+                    for partition in &partitions {
+                        let stored = self.restored_positions.get(partition).cloned();
                         if stored.is_none() && matches!(self.config.kafka.start_from, StartFrom::Time(_)) {
                             run.fresh_from_time.insert(partition.clone());
                         }
                         let resume_from = stored.as_ref().map(|position| position.offset);
                         tracing::info!(topic = %partition.0, partition = partition.1, ?resume_from, "Partition assigned.");
-                        run.aligner.assign(partition, stored);
+                        run.aligner.assign(partition.clone(), stored);
                     }
+                    // librdkafka keeps a partition's pause across losing and regaining it: one
+                    // paused while the outbox was full, lost with the session and assigned
+                    // again after the outbox drained would otherwise never be read again.
+                    self.set_paused(&partitions, run.all_paused);
                 }
-                AssignmentChange::Revoked(partitions) if partitions.is_empty() => {}
+                AssignmentChange::Revoked(partitions) | AssignmentChange::Lost(partitions) if partitions.is_empty() => {}
                 AssignmentChange::Revoked(partitions) => {
                     tracing::error!(
                         partitions = ?partitions,
@@ -41,29 +45,56 @@ impl Worker {
                         "Partitions were revoked: another consumer joined the group. One flowwatch daemon per consumer group is supported; stop the other one (or give it its own kafka.group_id). Tracking of the revoked partitions stops here."
                     );
                     self.status.group_conflict.store(true, Ordering::Relaxed);
-                    // The engine keeps what it applied from these partitions: remember where
-                    // that ends, so that when they come back (or after a restart, through the
-                    // checkpoints) those records are skipped, not applied twice, and the ones
-                    // dropped unapplied below are read again.
-                    let revoked: HashSet<&TopicPartition> = partitions.iter().collect();
-                    for (partition, position) in run.aligner.resume_positions() {
-                        if revoked.contains(&partition) {
-                            if let Ok(mut resume) = self.shared.resume.lock() {
-                                resume.insert(partition.clone(), position.offset);
-                            }
-                            self.restored_positions.insert(partition, position);
-                        }
-                    }
-                    for partition in &partitions {
-                        run.aligner.revoke(partition);
-                        run.flow_paused.remove(partition);
-                    }
+                    self.give_up(run, &partitions);
+                }
+                AssignmentChange::Lost(partitions) => {
+                    tracing::warn!(
+                        partitions = partitions.len(),
+                        group = %self.config.kafka.group_id,
+                        "The consumer lost its group membership (no answer from the group coordinator within session.timeout.ms); it rejoins, and the partitions resume where the tracker left them."
+                    );
+                    self.status.assignments_lost.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.count_assignment_lost();
+                    self.give_up(run, &partitions);
                 }
             }
         }
         self.status
             .partitions_assigned
             .store(run.aligner.partitions().count() as u64, Ordering::Relaxed);
+    }
+
+    /// Stops tracking partitions taken away. The engine keeps what it applied from them:
+    /// remember where that ends, so that when they come back (or after a restart, through the
+    /// checkpoints) those records are skipped, not applied twice, and the ones dropped
+    /// unapplied here are read again.
+    fn give_up(&mut self, run: &mut Run, partitions: &[TopicPartition]) {
+        let taken: HashSet<&TopicPartition> = partitions.iter().collect();
+        for (partition, position) in run.aligner.resume_positions() {
+            if taken.contains(&partition) {
+                if let Ok(mut resume) = self.shared.resume.lock() {
+                    resume.insert(partition.clone(), position.offset);
+                }
+                self.restored_positions.insert(partition, position);
+            }
+        }
+        for partition in partitions {
+            run.aligner.revoke(partition);
+            run.flow_paused.remove(partition);
+        }
+    }
+
+    /// Pauses or resumes fetching from `partitions`. librdkafka refuses only partitions it does
+    /// not know (not assigned); that is logged, not fatal.
+    fn set_paused(&self, partitions: &[TopicPartition], paused: bool) {
+        if partitions.is_empty() {
+            return;
+        }
+        let list = kafka::partition_list(partitions);
+        let result = if paused { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
+        if let Err(error) = result {
+            tracing::error!(%error, paused, partitions = partitions.len(), "Could not pause or resume partitions.");
+        }
     }
 
     /// Catch-up flags from the cached high watermarks, lag figures and the watchdog.
@@ -139,7 +170,7 @@ impl Worker {
     pub(super) fn flow_control(&mut self, run: &mut Run) {
         let control = run.aligner.flow_control();
         if !control.pause.is_empty() {
-            let _ = self.consumer.pause(&kafka::partition_list(&control.pause));
+            self.set_paused(&control.pause, true);
             run.flow_paused.extend(control.pause);
         }
         if !control.resume.is_empty() {
@@ -147,7 +178,7 @@ impl Worker {
                 run.flow_paused.remove(partition);
             }
             if !run.all_paused {
-                let _ = self.consumer.resume(&kafka::partition_list(&control.resume));
+                self.set_paused(&control.resume, false);
             }
         }
         let limit = self.config.outputs.outbox_limit;
@@ -157,14 +188,14 @@ impl Worker {
         let all: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
         if stop && !run.all_paused {
             tracing::warn!(outbox = self.outbox.len(), store_ok, "Pausing consumption until the outbox drains and the store is writable.");
-            let _ = self.consumer.pause(&kafka::partition_list(&all));
+            self.set_paused(&all, true);
             run.all_paused = true;
         } else if go && run.all_paused {
             let resume: Vec<TopicPartition> = all
                 .into_iter()
                 .filter(|partition| !run.flow_paused.contains(partition))
                 .collect();
-            let _ = self.consumer.resume(&kafka::partition_list(&resume));
+            self.set_paused(&resume, false);
             run.all_paused = false;
             tracing::info!("Consumption resumed.");
         }

@@ -95,6 +95,28 @@ fn leader_moves_during_consumption_lose_nothing() {
 /// produced later are on time.
 #[test]
 fn every_broker_down_past_the_producer_timeout_loses_nothing() {
+    outage("outage", Duration::from_secs(3));
+}
+
+/// The same, with every broker down past the consumer's `session.timeout.ms` (6 s in the
+/// tests): the consumer loses its group membership and its partitions while they are paused,
+/// rejoins and gets them back. Found in the test above when reconnecting took that long:
+/// librdkafka kept the old pause on the partitions it assigned again, and the daemon, whose
+/// outbox had drained meanwhile, never read another record. A lost membership is no group
+/// conflict: the daemon is ready again afterwards.
+#[test]
+fn every_broker_down_past_the_session_timeout_loses_nothing() {
+    let status = outage("session", Duration::from_secs(9));
+    assert!(
+        status.assignments_lost.load(Ordering::Relaxed) > 0,
+        "the outage outlasted the group session"
+    );
+    assert!(!status.group_conflict.load(Ordering::Relaxed), "a lost membership is no conflict");
+}
+
+/// The outage of the tests above, with every broker down for `down`; the daemon's status at
+/// the end, once it was ready again.
+fn outage(group: &str, down: Duration) -> Arc<daemon::status::Status> {
     const MINUTE: i64 = 60_000;
     let cluster = cluster_of(1);
     let brokers = cluster.bootstrap_servers();
@@ -110,12 +132,12 @@ fn every_broker_down_past_the_producer_timeout_loses_nothing() {
             .partition_leader("flowwatch.signals", partition, None)
             .expect("signals topic leaderless");
     }
-    let state = TempDir::new("outage");
+    let state = TempDir::new(group);
     let limit = 300;
     let config = test_config(
         &brokers,
         &state.0,
-        "outage",
+        group,
         &[
             ("FLOWWATCH__OUTPUTS__OUTBOX_LIMIT", "300"),
             ("FLOWWATCH_KAFKA_PROPERTY_MESSAGE_TIMEOUT_MS", "1000"),
@@ -144,9 +166,9 @@ fn every_broker_down_past_the_producer_timeout_loses_nothing() {
     );
     let held = status.outbox_len.load(Ordering::Relaxed);
     assert!(held >= limit, "the outbox keeps what it could not deliver ({held})");
-    // Every broker down for three producer timeouts; the partitions get their leader back.
+    // Every broker down; the partitions get their leader back.
     cluster.broker_down(-1).expect("brokers down");
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(down);
     for partition in 0..PARTITIONS {
         cluster
             .partition_leader("flowwatch.signals", partition, Some(1))
@@ -161,6 +183,7 @@ fn every_broker_down_past_the_producer_timeout_loses_nothing() {
     let end = start + 86_400_000;
     clock.set(end);
     assert!(settled(&status, produced.len()), "the daemon settles");
+    assert!(wait_for(Duration::from_secs(30), || status.ready()), "the daemon is ready again");
     let published = distinct_signals(read_all(
         &brokers,
         "flowwatch.signals",
@@ -170,4 +193,5 @@ fn every_broker_down_past_the_producer_timeout_loses_nothing() {
     cancel.cancel();
     running.join().expect("clean shutdown");
     assert_same_signals(&published, &sorted(replay_sorted_until(&produced, engine_config, end)));
+    status
 }

@@ -13,7 +13,8 @@ use super::outbox::Outbox;
 use super::status::Status;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StartFrom};
-use crate::engine::{Input, Output};
+use crate::engine::correlate::Match;
+use crate::engine::{Engine, Input, Output};
 use crate::http::Health;
 use crate::metrics::{FlowCount, Metrics, RecordResult, StepCount, StepPhase};
 use crate::record::Record;
@@ -44,6 +45,9 @@ const CHECKPOINT_SPACING: Millis = 4;
 /// A record read and waiting for the clock.
 struct Held {
     record: Record<'static>,
+    /// The flow events it is, matched once when it was read (ordering needs its time), owned
+    /// so that they need not borrow `record`.
+    matches: Vec<Match<'static>>,
     /// Set when its time lay beyond the allowed skew: the wall-clock time to apply it at.
     skewed_at: Option<Millis>,
 }
@@ -379,16 +383,23 @@ impl Worker {
                         return;
                     }
                 }
-                let time = self.tracker.engine().record_time(&record);
+                let engine = self.tracker.engine();
+                let matches = engine.correlate(&record);
+                let time = Engine::matched_time(&matches, &record);
                 if time > wall.saturating_add(self.config.tracking.max_clock_skew) {
+                    // Matched again when applied, with the event times replaced.
+                    drop(matches);
                     let held = Held {
                         record,
+                        matches: Vec::new(),
                         skewed_at: Some(wall),
                     };
                     run.aligner.read_skewed(&partition, offset, wall, held);
                 } else {
+                    let matches = matches.into_iter().map(Match::into_owned).collect();
                     let held = Held {
                         record,
+                        matches,
                         skewed_at: None,
                     };
                     run.aligner.read(&partition, offset, time, held);
@@ -419,7 +430,10 @@ impl Worker {
                     record: &held.record,
                     now,
                 },
-                None => Input::RecordReceived(&held.record),
+                None => Input::CorrelatedRecordReceived {
+                    record: &held.record,
+                    matches: held.matches,
+                },
             };
             let before = self.tracker.engine().stats().clone();
             self.tracker.handle_deferred(input, &mut run.outputs);

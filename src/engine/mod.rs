@@ -347,8 +347,19 @@ impl Engine {
     /// flow events it matches, or its record timestamp if it matches none. The live shell
     /// orders records by it.
     pub fn record_time(&self, record: &Record<'_>) -> Millis {
+        Self::matched_time(&self.correlate(record), record)
+    }
+
+    /// The flow events a record is, as `Input::RecordReceived` would match them (for
+    /// `Input::CorrelatedRecordReceived`, after [`Engine::matched_time`]).
+    pub fn correlate<'r>(&self, record: &'r Record<'_>) -> Vec<Match<'r>> {
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
+        matches
+    }
+
+    /// [`Engine::record_time`] from the record's matches.
+    pub fn matched_time(matches: &[Match<'_>], record: &Record<'_>) -> Millis {
         matches
             .iter()
             .filter_map(|found| match found {

@@ -34,7 +34,9 @@ const ORPHANS_PREFIX: &str = "engine/o/";
 const OFFSETS_PREFIX: &str = "offsets/";
 const OUTBOX_PREFIX: &str = "outbox/";
 /// 1: the whole state as JSON chunks; 2: incremental postcard parts; 3: the flows' shape by
-/// names (events, steps, aliases, actions) and the topic table in the globals.
+/// names (events, steps, aliases, actions) and the topic table in the globals. Within 3,
+/// outbox records are now written in a binary form and still read in the JSON one
+/// (`outbox/stored.rs`): a newer store read by an older build is refused as unreadable.
 const VERSION: u32 = 3;
 
 /// Why a checkpoint cannot be read.
@@ -149,7 +151,7 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
     store.scan_prefix(OUTBOX_PREFIX.as_bytes(), &mut |key, value| {
         let key = String::from_utf8_lossy(key);
         let seq = key.strip_prefix(OUTBOX_PREFIX).and_then(|seq| seq.parse::<u64>().ok());
-        match (seq, serde_json::from_slice::<OutRecord>(value)) {
+        match (seq, OutRecord::from_stored(value)) {
             (Some(seq), Ok(record)) => restored.outbox.push((seq, record)),
             (_, Err(error)) => problem = Some(corrupt(key.to_string(), error)),
             (None, _) => problem = Some(corrupt(key.to_string(), "bad key")),
@@ -222,7 +224,7 @@ pub fn write(
     for (seq, record) in &outbox_changes.added {
         batch.put(
             format!("{OUTBOX_PREFIX}{seq:020}").into_bytes(),
-            serde_json::to_vec(record).unwrap_or_default(),
+            record.to_stored(),
         );
     }
     for seq in &outbox_changes.removed {

@@ -7,6 +7,8 @@
 //! re-sends exactly what was not acknowledged (with the same CloudEvents ids). Pure: the shell
 //! does the sending and tells the outcome.
 
+mod stored;
+
 use crate::time::Millis;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -255,7 +255,8 @@ fn main() {
     {
         let mut store = store::open(Backend::Redb, state.path()).expect("store opens");
         let mut outbox = Outbox::restore(Vec::new());
-        let written = checkpoint::write(&mut *store, &mut engine, &[], &mut outbox, scenario::BASE)
+        let mut slots = checkpoint::StoredSlots::default();
+        let written = checkpoint::write(&mut *store, &mut engine, &[], &mut outbox, &mut slots, scenario::BASE)
             .expect("checkpoint written");
         println!(
             "first checkpoint of {open} open instances (every instance changed): {} parts, {:.1} MB, {:.1} MB on disk, written in {:.1} s",
@@ -267,7 +268,7 @@ fn main() {
         // A later checkpoint writes only what changed: here the instances the breaches touched.
         let (_, breaches) = breach_after(&mut engine, 1_000);
         let started = Instant::now();
-        let written = checkpoint::write(&mut *store, &mut engine, &[], &mut outbox, scenario::BASE)
+        let written = checkpoint::write(&mut *store, &mut engine, &[], &mut outbox, &mut slots, scenario::BASE)
             .expect("checkpoint written");
         println!(
             "next checkpoint after {breaches} breaches: {} parts, {:.3} MB, written in {:.3} s",

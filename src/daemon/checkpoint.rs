@@ -19,6 +19,7 @@
 
 use super::align::{ResumePosition, TopicPartition};
 use super::outbox::{OutRecord, Outbox};
+use crate::engine::changes::SlotSet;
 use crate::engine::parts::{PartError, SnapshotParts};
 use crate::engine::snapshot::Snapshot;
 use crate::engine::Engine;
@@ -57,6 +58,16 @@ struct Meta {
     written_at: Millis,
 }
 
+/// The slots that have a part in the store. A checkpoint deletes the part of a freed slot only
+/// when there is one: an instance that starts and is released between two checkpoints (a
+/// catch-up through records older than the retention) leaves nothing behind to delete, and a
+/// B-tree delete of a missing key costs as much as one of a present key.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredSlots {
+    pub instances: SlotSet,
+    pub orphan_groups: SlotSet,
+}
+
 /// What a checkpoint held.
 #[derive(Default)]
 pub struct Restored {
@@ -65,6 +76,8 @@ pub struct Restored {
     pub positions: HashMap<TopicPartition, ResumePosition>,
     pub outbox: Vec<(u64, OutRecord)>,
     pub written_at: Option<Millis>,
+    /// The slots with parts in the store, for [`write`].
+    pub slots: StoredSlots,
 }
 
 fn corrupt(what: impl Into<String>, detail: impl ToString) -> CheckpointError {
@@ -123,11 +136,19 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
         .get(GLOBALS)?
         .ok_or_else(|| corrupt("engine/globals", "missing"))?;
     let mut parts = SnapshotParts::default();
-    scan_parts(store, INSTANCE_PREFIX, &mut |slot, bytes| parts.add_instance(slot, bytes))?;
-    scan_parts(store, ORPHANS_PREFIX, &mut |slot, bytes| parts.add_orphan_group(slot, bytes))?;
+    let mut slots = StoredSlots::default();
+    scan_parts(store, INSTANCE_PREFIX, &mut |slot, bytes| {
+        slots.instances.insert(slot);
+        parts.add_instance(slot, bytes)
+    })?;
+    scan_parts(store, ORPHANS_PREFIX, &mut |slot, bytes| {
+        slots.orphan_groups.insert(slot);
+        parts.add_orphan_group(slot, bytes)
+    })?;
     let snapshot = parts.finish(&globals).map_err(|error| corrupt("engine state", error))?;
     let mut restored = Restored {
         snapshot: Some(snapshot),
+        slots,
         flows: meta.flows,
         written_at: Some(meta.written_at),
         ..Restored::default()
@@ -178,21 +199,37 @@ pub struct Written {
 }
 
 /// Writes one checkpoint atomically and durably: what changed in the engine since the last
-/// one, the positions and the outbox changes. On error nothing of it counts as written (the
-/// engine's changes and the outbox changes stay pending for the next attempt).
+/// one, the positions and the outbox changes. `stored` says which slots have parts in `store`
+/// (from [`load`], or empty for an empty store) and is kept up to date. On error nothing of it
+/// counts as written (the engine's changes and the outbox changes stay pending for the next
+/// attempt).
 pub fn write(
     store: &mut dyn Store,
     engine: &mut Engine,
     positions: &[(TopicPartition, ResumePosition)],
     outbox: &mut Outbox,
+    stored: &mut StoredSlots,
     now: Millis,
 ) -> Result<Written, StoreError> {
     let changes = engine.take_changes();
     let mut batch = Batch::default();
     let mut written = Written::default();
-    for (prefix, slots, encode) in [
-        (INSTANCE_PREFIX, &changes.instances, Engine::encode_instance as fn(&Engine, u32) -> _),
-        (ORPHANS_PREFIX, &changes.orphan_groups, Engine::encode_orphan_group),
+    let mut after = stored.clone();
+    for (prefix, slots, before, now_stored, encode) in [
+        (
+            INSTANCE_PREFIX,
+            &changes.instances,
+            &stored.instances,
+            &mut after.instances,
+            Engine::encode_instance as fn(&Engine, u32) -> _,
+        ),
+        (
+            ORPHANS_PREFIX,
+            &changes.orphan_groups,
+            &stored.orphan_groups,
+            &mut after.orphan_groups,
+            Engine::encode_orphan_group,
+        ),
     ] {
         for slot in slots.iter() {
             match encode(engine, slot) {
@@ -200,11 +237,15 @@ pub fn write(
                     written.bytes += part.len();
                     written.parts_written += 1;
                     batch.put(slot_key(prefix, slot), part);
+                    now_stored.insert(slot);
                 }
-                None => {
+                None if before.contains(slot) => {
                     written.parts_deleted += 1;
                     batch.delete(slot_key(prefix, slot));
+                    now_stored.remove(slot);
                 }
+                // Filled and freed since the last checkpoint: never written.
+                None => {}
             }
         }
     }
@@ -240,6 +281,7 @@ pub fn write(
     match store.apply(&batch) {
         Ok(()) => {
             outbox.changes_written(marks);
+            *stored = after;
             Ok(written)
         }
         Err(error) => {

@@ -165,6 +165,7 @@ pub fn start_with(
         status: status.clone(),
         outbox: outbox::Outbox::restore(restored.outbox),
         restored_positions: restored.positions,
+        stored_slots: restored.slots,
         metrics,
         health,
         clock,

@@ -67,6 +67,8 @@ pub struct Worker {
     pub(super) outbox: Outbox,
     /// Positions restored from the store: records read again below them were applied before.
     pub(super) restored_positions: HashMap<TopicPartition, ResumePosition>,
+    /// The engine slots with parts in the store (see `checkpoint::write`).
+    pub(super) stored_slots: checkpoint::StoredSlots,
     /// Prometheus metrics (rendered by the HTTP side).
     pub(super) metrics: Metrics,
     /// Readiness facts for `/readyz`.
@@ -488,6 +490,7 @@ impl Worker {
             self.tracker.engine_mut(),
             &positions,
             &mut self.outbox,
+            &mut self.stored_slots,
             self.clock.now(),
         );
         let cost = SystemClock.now() - started;

@@ -8,18 +8,39 @@
 use super::Engine;
 
 /// A set of slot numbers, one bit per slot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct SlotSet {
     words: Vec<u64>,
 }
 
+/// Equal when they hold the same slots, however many (zero) words each has grown to.
+impl PartialEq for SlotSet {
+    fn eq(&self, other: &SlotSet) -> bool {
+        let (short, long) = if self.words.len() <= other.words.len() {
+            (&self.words, &other.words)
+        } else {
+            (&other.words, &self.words)
+        };
+        long[..short.len()] == short[..] && long[short.len()..].iter().all(|&word| word == 0)
+    }
+}
+
+impl Eq for SlotSet {}
+
 impl SlotSet {
-    pub(super) fn insert(&mut self, slot: u32) {
+    pub fn insert(&mut self, slot: u32) {
         let word = slot as usize / 64;
         if word >= self.words.len() {
             self.words.resize(word + 1, 0);
         }
         self.words[word] |= 1 << (slot % 64);
+    }
+
+    /// Takes the slot out of the set.
+    pub fn remove(&mut self, slot: u32) {
+        if let Some(word) = self.words.get_mut(slot as usize / 64) {
+            *word &= !(1 << (slot % 64));
+        }
     }
 
     /// Adds slots `0..count`.
@@ -101,5 +122,31 @@ impl Engine {
 
     pub(super) fn orphans_changed(&mut self, slot: u32) {
         self.changes.orphan_groups.insert(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotSet;
+
+    #[test]
+    fn slots_come_and_go_and_sets_compare_by_their_slots() {
+        let mut set = SlotSet::default();
+        set.insert(3);
+        set.insert(130);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![3, 130]);
+        set.remove(130);
+        set.remove(7);
+        set.remove(10_000);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![3]);
+        let mut small = SlotSet::default();
+        small.insert(3);
+        assert_eq!(set, small, "a word grown and emptied again does not count");
+        assert_eq!(small, set);
+        small.insert(4);
+        assert_ne!(set, small);
+        set.remove(3);
+        assert_eq!(set, SlotSet::default());
+        assert!(set.is_empty());
     }
 }

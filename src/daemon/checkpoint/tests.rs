@@ -44,14 +44,16 @@ fn checkpointed() -> (MemoryStore, Engine) {
     let mut store = MemoryStore::new();
     let mut engine = engine();
     let mut outbox = Outbox::restore(Vec::new());
+    let mut slots = StoredSlots::default();
     apply(&mut engine, 0, "Placed", "o-1");
     apply(&mut engine, 1, "Placed", "o-2");
-    let first = write(&mut store, &mut engine, &[], &mut outbox, 0).expect("written");
+    let first = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
     assert_eq!((first.parts_written, first.parts_deleted), (2, 0));
     apply(&mut engine, 2, "Shipped", "o-1");
     apply(&mut engine, 3, "Placed", "o-3");
-    let second = write(&mut store, &mut engine, &[], &mut outbox, 0).expect("written");
+    let second = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
     assert_eq!(second.parts_written, 2, "o-1 changed, o-3 is new; o-2 is not written again");
+    assert_eq!(load(&store).expect("loads").slots, slots, "the slots written are the slots stored");
     (store, engine)
 }
 
@@ -92,4 +94,46 @@ fn damaged_or_old_checkpoints_are_refused_as_corrupt() {
     batch.put(META.to_vec(), br#"{"version":1,"chunks":1,"flows":["t"],"engine_clock":0,"written_at":0}"#.to_vec());
     store.apply(&batch).unwrap();
     assert_eq!(refused(&store), "meta/checkpoint: version 1 (this build reads 3)");
+}
+
+/// The part of a freed slot is deleted only when the store has one: an instance filled and
+/// freed between two checkpoints leaves nothing to delete, one checkpointed before is deleted,
+/// and what the store holds afterwards always matches the slots `write` keeps.
+#[test]
+fn only_parts_in_the_store_are_deleted() {
+    let config = EngineConfig {
+        retention: 0,
+        allowed_lateness: 0,
+        ..EngineConfig::default()
+    };
+    let flow = parse_flow_file(std::path::Path::new("t.yaml"), FLOW).expect("flow parses");
+    let mut engine = Engine::new(vec![Flow::new(flow)], config.clone());
+    let mut store = MemoryStore::new();
+    let mut outbox = Outbox::restore(Vec::new());
+    let mut slots = StoredSlots::default();
+    apply(&mut engine, 0, "Placed", "o-1");
+    let first = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
+    assert_eq!((first.parts_written, first.parts_deleted), (1, 0));
+    // o-1 ends and is released (no retention); o-2 starts, ends and is released before the
+    // next checkpoint, in a slot o-1 freed or a new one.
+    apply(&mut engine, 1, "Shipped", "o-1");
+    apply(&mut engine, 2, "Placed", "o-2");
+    apply(&mut engine, 3, "Shipped", "o-2");
+    apply(&mut engine, 4, "Placed", "o-3");
+    apply(&mut engine, 5, "Shipped", "o-3");
+    engine.handle(Input::ClockAdvanced(10 * 60_000), &mut Vec::new());
+    assert_eq!(engine.open_instances(), 0);
+    let second = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
+    assert_eq!(second.parts_written, 0);
+    assert_eq!(second.parts_deleted, 1, "only o-1's part was in the store");
+    let loaded = load(&store).expect("loads");
+    assert_eq!(loaded.slots, slots);
+    assert!(loaded.slots.instances.is_empty());
+    let restored = Engine::restore(
+        vec![Flow::new(parse_flow_file(std::path::Path::new("t.yaml"), FLOW).unwrap())],
+        config,
+        loaded.snapshot.expect("a snapshot"),
+    )
+    .expect("restores");
+    assert_eq!(state(&restored), state(&engine));
 }

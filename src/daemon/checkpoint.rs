@@ -61,7 +61,7 @@ struct Meta {
 /// The slots that have a part in the store. A checkpoint deletes the part of a freed slot only
 /// when there is one: an instance that starts and is released between two checkpoints (a
 /// catch-up through records older than the retention) leaves nothing behind to delete, and a
-/// B-tree delete of a missing key costs as much as one of a present key.
+/// B-tree delete of a missing key still walks the tree.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StoredSlots {
     pub instances: SlotSet,

@@ -390,7 +390,6 @@ impl Worker {
                 let time = Engine::matched_time(&matches, &record);
                 if time > wall.saturating_add(self.config.tracking.max_clock_skew) {
                     // Matched again when applied, with the event times replaced.
-                    drop(matches);
                     let held = Held {
                         record,
                         matches: Vec::new(),

@@ -28,7 +28,7 @@ impl PartialEq for SlotSet {
 impl Eq for SlotSet {}
 
 impl SlotSet {
-    pub fn insert(&mut self, slot: u32) {
+    pub(crate) fn insert(&mut self, slot: u32) {
         let word = slot as usize / 64;
         if word >= self.words.len() {
             self.words.resize(word + 1, 0);
@@ -37,7 +37,7 @@ impl SlotSet {
     }
 
     /// Takes the slot out of the set.
-    pub fn remove(&mut self, slot: u32) {
+    pub(crate) fn remove(&mut self, slot: u32) {
         if let Some(word) = self.words.get_mut(slot as usize / 64) {
             *word &= !(1 << (slot % 64));
         }

@@ -114,15 +114,19 @@ fn only_parts_in_the_store_are_deleted() {
     apply(&mut engine, 0, "Placed", "o-1");
     let first = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
     assert_eq!((first.parts_written, first.parts_deleted), (1, 0));
-    // o-1 ends and is released (no retention); o-2 starts, ends and is released before the
-    // next checkpoint, in a slot o-1 freed or a new one.
-    apply(&mut engine, 1, "Shipped", "o-1");
-    apply(&mut engine, 2, "Placed", "o-2");
-    apply(&mut engine, 3, "Shipped", "o-2");
-    apply(&mut engine, 4, "Placed", "o-3");
+    // o-2 and o-3 start while o-1 is open (so in slots of their own), then all three end and
+    // are released (no retention) before the next checkpoint: three freed slots, one of them
+    // in the store.
+    apply(&mut engine, 1, "Placed", "o-2");
+    apply(&mut engine, 2, "Placed", "o-3");
+    apply(&mut engine, 3, "Shipped", "o-1");
+    apply(&mut engine, 4, "Shipped", "o-2");
     apply(&mut engine, 5, "Shipped", "o-3");
     engine.handle(Input::ClockAdvanced(10 * 60_000), &mut Vec::new());
     assert_eq!(engine.open_instances(), 0);
+    let changed = engine.take_changes();
+    assert_eq!(changed.instances.iter().collect::<Vec<_>>(), vec![0, 1, 2], "three slots used and freed");
+    engine.return_changes(changed);
     let second = write(&mut store, &mut engine, &[], &mut outbox, &mut slots, 0).expect("written");
     assert_eq!(second.parts_written, 0);
     assert_eq!(second.parts_deleted, 1, "only o-1's part was in the store");

@@ -186,7 +186,7 @@ impl Engine {
             signal.data.trigger = Some(trigger);
             signal.data.actions = vec![signal.data.action.clone().unwrap_or_default()];
             signal.data.record = Some(json!({"topic": topic, "key": key, "value": value}));
-            let signal_id = signal.id.clone();
+            let signal_id = signal.id;
             out.push(Output::Emit(signal));
             out.push(Output::Publish(ActionRecord {
                 topic,

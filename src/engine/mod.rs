@@ -22,6 +22,7 @@ pub mod parts;
 pub mod query;
 mod renumber;
 pub mod signal;
+pub mod signal_id;
 pub mod snapshot;
 pub mod timers;
 
@@ -126,7 +127,7 @@ pub struct ActionRecord {
     pub key: Option<String>,
     pub value: Value,
     /// Id of the `action` signal that reports it (also a natural idempotency key).
-    pub signal_id: String,
+    pub signal_id: signal::SignalId,
 }
 
 /// Why a record was rejected, with where it came from.

@@ -152,7 +152,7 @@ proptest! {
         let mut ended = HashSet::new();
         let mut breaches = HashSet::new();
         for signal in &signals {
-            prop_assert!(ids.insert(signal.id.clone()), "duplicate id {}", signal.to_json());
+            prop_assert!(ids.insert(signal.id), "duplicate id {}", signal.to_json());
             match signal.kind {
                 SignalKind::Completed | SignalKind::Failed => {
                     prop_assert!(ended.insert(signal.subject.clone()), "ended twice: {}", signal.to_json());

@@ -4,6 +4,7 @@
 //! action and, for deviations, the record's coordinates), so a signal that is re-derived after
 //! a restart carries the same id and two different signals never share one in practice.
 
+pub use super::signal_id::{signal_id, IdPart, SignalId};
 use crate::time::{write_rfc3339, Millis};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,7 +100,7 @@ impl Serialize for Reason {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Signal {
     /// Deterministic CloudEvents id.
-    pub id: String,
+    pub id: SignalId,
     /// What happened.
     pub kind: SignalKind,
     /// `flowwatch/` + instance name.
@@ -283,39 +284,6 @@ impl Signal {
     }
 }
 
-/// One part of a signal's identity.
-pub enum IdPart<'a> {
-    Text(&'a str),
-    Number(i64),
-    None,
-}
-
-/// Builds a deterministic id from identity parts. Each part is tagged and length-prefixed, so
-/// no choice of keys can make two different part lists hash the same input.
-pub fn signal_id(parts: &[IdPart<'_>]) -> String {
-    let mut name = Vec::with_capacity(128);
-    for part in parts {
-        match part {
-            IdPart::Text(text) => {
-                name.push(b's');
-                name.extend_from_slice(&(text.len() as u32).to_le_bytes());
-                name.extend_from_slice(text.as_bytes());
-            }
-            IdPart::Number(number) => {
-                name.push(b'n');
-                name.extend_from_slice(&number.to_le_bytes());
-            }
-            IdPart::None => name.push(b'-'),
-        }
-    }
-    let hash = xxhash_rust::xxh3::xxh3_128(&name);
-    let uuid = uuid::Builder::from_custom_bytes(hash.to_le_bytes()).into_uuid();
-    // The hyphenated lower-case form, encoded into a stack buffer (`Display` went through
-    // `fmt`; building the text ourselves cost a UTF-8 check of it).
-    let mut buffer = uuid::Uuid::encode_buffer();
-    String::from(&*uuid.hyphenated().encode_lower(&mut buffer))
-}
-
 /// Appends a JSON string: as is when nothing needs escaping (the common case), else via serde.
 fn push_str(buffer: &mut Vec<u8>, text: &str) {
     if !needs_escape(text.as_bytes()) {
@@ -386,32 +354,6 @@ mod tests {
     use crate::time::format_rfc3339;
 
     #[test]
-    fn ids_are_deterministic_and_length_prefixed() {
-        use IdPart::{None as Nothing, Number, Text};
-        assert_eq!(
-            signal_id(&[Text("a"), Text("b")]),
-            signal_id(&[Text("a"), Text("b")])
-        );
-        assert_ne!(
-            signal_id(&[Text("ab"), Text("c")]),
-            signal_id(&[Text("a"), Text("bc")])
-        );
-        assert_ne!(
-            signal_id(&[Text(""), Nothing]),
-            signal_id(&[Nothing, Text("")])
-        );
-        assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
-        let id = signal_id(&[Text("x")]);
-        let parsed = uuid::Uuid::parse_str(&id).unwrap();
-        assert_eq!(parsed.get_version_num(), 8);
-        // Written by hand: exactly the `uuid` crate's hyphenated form.
-        for n in 0..64 {
-            let id = signal_id(&[Number(n)]);
-            assert_eq!(id, uuid::Uuid::parse_str(&id).unwrap().hyphenated().to_string());
-        }
-    }
-
-    #[test]
     fn escaping_is_detected_in_every_position() {
         for length in 0..20 {
             for at in 0..length {
@@ -430,7 +372,7 @@ mod tests {
     #[test]
     fn renders_cloudevents() {
         let signal = Signal {
-            id: "x".into(),
+            id: SignalId::from_uuid(uuid::Uuid::nil()),
             kind: SignalKind::StepCompleted,
             source: "flowwatch/replay".into(),
             subject: "o-1".into(),
@@ -444,7 +386,7 @@ mod tests {
         };
         assert_eq!(
             signal.to_json(),
-            r#"{"specversion":"1.0","id":"x","source":"flowwatch/replay","type":"flowwatch.step_completed","subject":"o-1","time":"1970-01-01T00:00:00.000Z","datacontenttype":"application/json","data":{"flow":"f","key":"o-1","step":null,"reason":null,"attempt":null,"actions":[],"late":true}}"#
+            r#"{"specversion":"1.0","id":"00000000-0000-0000-0000-000000000000","source":"flowwatch/replay","type":"flowwatch.step_completed","subject":"o-1","time":"1970-01-01T00:00:00.000Z","datacontenttype":"application/json","data":{"flow":"f","key":"o-1","step":null,"reason":null,"attempt":null,"actions":[],"late":true}}"#
         );
     }
 
@@ -469,7 +411,7 @@ mod tests {
         data.after_the_fact = Some(true);
         for data in [data.clone(), SignalData::new("f".into(), "k".into())] {
             let signal = Signal {
-                id: "id-1".into(),
+                id: signal_id(&[IdPart::Text("id-1")]),
                 kind: SignalKind::Breached,
                 source: "flowwatch/x\"y".into(),
                 subject: "s\u{7f}é".into(),

@@ -30,7 +30,7 @@ impl Worker {
                         payload: serde_json::to_vec(&action.value).unwrap_or_default(),
                         headers: vec![(
                             Cow::Borrowed("flowwatch_signal_id"),
-                            Cow::Owned(action.signal_id.clone()),
+                            Cow::Owned(action.signal_id.to_string()),
                         )],
                         timestamp: None,
                     });

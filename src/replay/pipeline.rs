@@ -8,7 +8,7 @@ use super::chunks::{decode_chunk, read_chunk, DecodedChunk, Line};
 use crate::engine::correlate::Correlator;
 use crate::engine::Output;
 use std::io::{BufRead, Write};
-use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::thread::{Builder, ScopedJoinHandle};
 
 /// Chunks (and batches of outputs) that may wait between two stages.
@@ -36,9 +36,10 @@ impl<'w> SignalWriter<'w> {
         }
     }
 
-    /// Writes the signals among `outputs`, leaving it empty (its room kept for reuse).
-    fn write(&mut self, outputs: &mut Vec<Output>) -> std::io::Result<()> {
-        for output in outputs.drain(..) {
+    /// Writes the signals among `outputs`. They are left in it, to be dropped on the thread
+    /// that made them (see [`WriterThread`]).
+    fn write(&mut self, outputs: &[Output]) -> std::io::Result<()> {
+        for output in outputs {
             if let Output::Emit(signal) = output {
                 signal.write_json(&mut self.buffer);
                 self.buffer.push(b'\n');
@@ -76,7 +77,8 @@ pub(super) fn run(
 }
 
 /// Every chunk's lines through `step`, collecting its outputs into `outputs` (a vector the
-/// writer emptied, when there is one: reusing it spares allocating fresh memory per chunk).
+/// writer is done with, when there is one: reusing it spares allocating fresh memory per
+/// chunk; what it still holds is dropped here, on the thread that made it).
 fn step_chunk(
     chunk: &mut DecodedChunk,
     step: &mut Step<'_>,
@@ -85,6 +87,7 @@ fn step_chunk(
     // About 1.2 signals per record in typical streams; room for more saves most regrowth.
     let mut outputs =
         outputs.unwrap_or_else(|| Vec::with_capacity(chunk.borrow_dependent().len() * 2));
+    outputs.clear();
     chunk.with_dependent_mut(|_, lines| -> std::io::Result<()> {
         for line in lines.iter_mut() {
             step(Some(line), &mut outputs)?;
@@ -105,8 +108,8 @@ fn run_in_turn(
     let mut next_line = 1;
     let mut spare = None;
     while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
-        let mut outputs = step_chunk(&mut decode_chunk(raw, correlator), step, spare.take())?;
-        writer.write(&mut outputs)?;
+        let outputs = step_chunk(&mut decode_chunk(raw, correlator), step, spare.take())?;
+        writer.write(&outputs)?;
         spare = Some(outputs);
     }
     if let Some(error) = read_error {
@@ -115,7 +118,7 @@ fn run_in_turn(
     }
     let mut outputs = Vec::new();
     step(None, &mut outputs)?;
-    writer.write(&mut outputs)?;
+    writer.write(&outputs)?;
     writer.finish()
 }
 
@@ -133,12 +136,17 @@ fn run_threaded(
 ) -> std::io::Result<()> {
     std::thread::scope(|scope| {
         let (decoded_sender, decoded_receiver) = sync_channel::<DecodedChunk>(QUEUED);
+        let (spent_sender, spent_chunks) = channel::<DecodedChunk>();
         let reader = Builder::new()
             .name("replay-read".to_owned())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
                 let mut read_error = None;
                 let mut next_line = 1;
                 while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
+                    // Chunks the writer is done with are dropped here, where their records
+                    // were allocated: freeing memory of another thread is the allocator's
+                    // slow path (measured: BENCHMARKS.md).
+                    spent_chunks.try_iter().for_each(drop);
                     if decoded_sender.send(decode_chunk(raw, correlator)).is_err() {
                         // The engine's stage stopped; it reports why.
                         return Ok(());
@@ -146,7 +154,7 @@ fn run_threaded(
                 }
                 read_error.map_or(Ok(()), Err)
             })?;
-        let mut writer = WriterThread::spawn(scope, signals)?;
+        let mut writer = WriterThread::spawn(scope, signals, spent_sender)?;
         // The engine's stage, here. `Ok(false)`: the writer stopped, and `finish` says why.
         let mut engine_stage = || -> std::io::Result<bool> {
             for mut chunk in &decoded_receiver {
@@ -179,8 +187,11 @@ fn run_threaded(
 }
 
 /// The signal writer on its own thread. It is sent each chunk's outputs, and the chunk
-/// itself so that it is dropped off the engine's thread; it sends the emptied output vectors
-/// back for reuse.
+/// itself so that it is not dropped on the engine's thread; it sends the chunk on to the
+/// reader to be dropped there, and the output vectors, signals and all, back to the engine's
+/// thread, which drops the signals it made and reuses the vectors. Every allocation is freed
+/// by the thread that made it, and the signals' shared names (`Arc`s) are counted up and down
+/// on one thread.
 struct WriterThread<'scope> {
     sender: SyncSender<(Vec<Output>, Option<DecodedChunk>)>,
     spares: Receiver<Vec<Output>>,
@@ -191,6 +202,7 @@ impl<'scope> WriterThread<'scope> {
     fn spawn<'env, 'w: 'scope>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         signals: &'w mut (dyn Write + Send),
+        spent_chunks: Sender<DecodedChunk>,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel::<(Vec<Output>, Option<DecodedChunk>)>(QUEUED);
         let (spare_sender, spares) = channel();
@@ -198,10 +210,13 @@ impl<'scope> WriterThread<'scope> {
             .name("replay-write".to_owned())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
                 let mut writer = SignalWriter::new(signals);
-                for (mut outputs, spent) in receiver {
-                    writer.write(&mut outputs)?;
-                    drop(spent);
-                    // The engine's stage may have finished; then the vector is dropped here.
+                for (outputs, spent) in receiver {
+                    writer.write(&outputs)?;
+                    // The reader or the engine's stage may have finished; then what they
+                    // would have dropped is dropped here.
+                    if let Some(spent) = spent {
+                        let _ = spent_chunks.send(spent);
+                    }
                     let _ = spare_sender.send(outputs);
                 }
                 writer.finish()
@@ -213,7 +228,7 @@ impl<'scope> WriterThread<'scope> {
         })
     }
 
-    /// An emptied output vector to reuse, if the writer has returned one.
+    /// An output vector the writer is done with, to empty and reuse, if it has returned one.
     fn spare(&self) -> Option<Vec<Output>> {
         self.spares.try_recv().ok()
     }
@@ -378,7 +393,7 @@ mod tests {
     fn a_signal() -> crate::engine::Signal {
         use crate::engine::signal::SignalData;
         crate::engine::Signal {
-            id: "id".to_owned(),
+            id: crate::engine::signal::signal_id(&[]),
             kind: crate::engine::SignalKind::Started,
             source: "flowwatch/test".into(),
             subject: "o-1".into(),

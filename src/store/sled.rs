@@ -176,7 +176,20 @@ fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
         .map(|metadata| metadata.len() > 0)
         .unwrap_or(false);
     remove_unfinished_snapshots(path)?;
-    let opened = panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(path).open()));
+    let open = || panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(path).open()));
+    // The directory's own lock is ours, so sled's file lock can only be held by a sled handle
+    // of this process that is still being dropped: its flusher thread lets go of the file a
+    // moment after the handle itself (seen when a store is closed and at once reopened).
+    let mut opened = open();
+    for _ in 0..200 {
+        match &opened {
+            Ok(Err(sled::Error::Io(error))) if error.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                opened = open();
+            }
+            _ => break,
+        }
+    }
     let database = match opened {
         Ok(Ok(database)) => database,
         // At open, sled reports unreadable files as unsupported or as a bug.

@@ -348,20 +348,27 @@ impl Instance {
     }
 
     /// The earliest armed deadline and which one it is.
+    /// Ties (never expected: setting orders are unique) go to the first in the order steps,
+    /// deadline, stuck. A plain loop: it runs at least once per record.
     pub fn next_due(&self, flow: &FlowDef, retention: Millis) -> Option<(Deadline, DueWhat)> {
-        let steps = (0..self.steps.len()).filter_map(|index| {
-            self.step_deadline(flow, index)
-                .map(|deadline| (deadline, DueWhat::Step(index)))
-        });
-        let instance = [
-            (self.deadline_due(flow, retention), DueWhat::Deadline),
-            (self.stuck_due(flow), DueWhat::Stuck),
-        ]
-        .into_iter()
-        .filter_map(|(armed, what)| armed.map(|deadline| (deadline, what)));
-        steps
-            .chain(instance)
-            .min_by_key(|(deadline, _)| deadline.key())
+        let mut earliest: Option<(Deadline, DueWhat)> = None;
+        let mut consider = |deadline: Deadline, what: DueWhat| {
+            if earliest.is_none_or(|(best, _)| deadline.key() < best.key()) {
+                earliest = Some((deadline, what));
+            }
+        };
+        for (index, (step, def)) in self.steps.iter().zip(flow.steps.iter()).enumerate() {
+            if let Some(deadline) = step.deadline(def.within) {
+                consider(deadline, DueWhat::Step(index));
+            }
+        }
+        if let Some(deadline) = self.deadline_due(flow, retention) {
+            consider(deadline, DueWhat::Deadline);
+        }
+        if let Some(deadline) = self.stuck_due(flow) {
+            consider(deadline, DueWhat::Stuck);
+        }
+        earliest
     }
 
     /// The instance's entry in the timer queue: its earliest armed deadline.

@@ -56,6 +56,12 @@ struct Envelope<'a> {
 fn raw_time(raw: &RawValue) -> Option<crate::time::Millis> {
     let text = raw.get();
     if text.starts_with('"') {
+        // A time without escapes (every real one) is read in place; serde_json has already
+        // checked that the raw value is one valid JSON string.
+        let inner = &text[1..text.len() - 1];
+        if !inner.contains('\\') {
+            return crate::time::parse_rfc3339(inner);
+        }
         let text: Cow<'_, str> = serde_json::from_str(text).ok()?;
         crate::time::parse_rfc3339(&text)
     } else {

@@ -36,10 +36,9 @@ impl<'w> SignalWriter<'w> {
         }
     }
 
-    /// Writes the signals among `outputs`. They are left in it, to be dropped on the thread
-    /// that made them (see [`WriterThread`]).
-    fn write(&mut self, outputs: &[Output]) -> std::io::Result<()> {
-        for output in outputs {
+    /// Writes the signals among `outputs`, leaving it empty (its room kept for reuse).
+    fn write(&mut self, outputs: &mut Vec<Output>) -> std::io::Result<()> {
+        for output in outputs.drain(..) {
             if let Output::Emit(signal) = output {
                 signal.write_json(&mut self.buffer);
                 self.buffer.push(b'\n');
@@ -77,8 +76,7 @@ pub(super) fn run(
 }
 
 /// Every chunk's lines through `step`, collecting its outputs into `outputs` (a vector the
-/// writer is done with, when there is one: reusing it spares allocating fresh memory per
-/// chunk; what it still holds is dropped here, on the thread that made it).
+/// writer emptied, when there is one: reusing it spares allocating fresh memory per chunk).
 fn step_chunk(
     chunk: &mut DecodedChunk,
     step: &mut Step<'_>,
@@ -87,7 +85,6 @@ fn step_chunk(
     // About 1.2 signals per record in typical streams; room for more saves most regrowth.
     let mut outputs =
         outputs.unwrap_or_else(|| Vec::with_capacity(chunk.borrow_dependent().len() * 2));
-    outputs.clear();
     chunk.with_dependent_mut(|_, lines| -> std::io::Result<()> {
         for line in lines.iter_mut() {
             step(Some(line), &mut outputs)?;
@@ -108,8 +105,8 @@ fn run_in_turn(
     let mut next_line = 1;
     let mut spare = None;
     while let Some(raw) = read_chunk(input, &mut next_line, &mut read_error) {
-        let outputs = step_chunk(&mut decode_chunk(raw, correlator), step, spare.take())?;
-        writer.write(&outputs)?;
+        let mut outputs = step_chunk(&mut decode_chunk(raw, correlator), step, spare.take())?;
+        writer.write(&mut outputs)?;
         spare = Some(outputs);
     }
     if let Some(error) = read_error {
@@ -118,7 +115,7 @@ fn run_in_turn(
     }
     let mut outputs = Vec::new();
     step(None, &mut outputs)?;
-    writer.write(&outputs)?;
+    writer.write(&mut outputs)?;
     writer.finish()
 }
 
@@ -188,10 +185,8 @@ fn run_threaded(
 
 /// The signal writer on its own thread. It is sent each chunk's outputs, and the chunk
 /// itself so that it is not dropped on the engine's thread; it sends the chunk on to the
-/// reader to be dropped there, and the output vectors, signals and all, back to the engine's
-/// thread, which drops the signals it made and reuses the vectors. Every allocation is freed
-/// by the thread that made it, and the signals' shared names (`Arc`s) are counted up and down
-/// on one thread.
+/// reader, which made the chunk's records and frees them fast, and the emptied output vectors
+/// back to the engine's thread for reuse.
 struct WriterThread<'scope> {
     sender: SyncSender<(Vec<Output>, Option<DecodedChunk>)>,
     spares: Receiver<Vec<Output>>,
@@ -210,8 +205,10 @@ impl<'scope> WriterThread<'scope> {
             .name("replay-write".to_owned())
             .spawn_scoped(scope, move || -> std::io::Result<()> {
                 let mut writer = SignalWriter::new(signals);
-                for (outputs, spent) in receiver {
-                    writer.write(&outputs)?;
+                for (mut outputs, spent) in receiver {
+                    // The signals are dropped here; dropping them on the engine's thread,
+                    // where they were made, measured the same or slower (BENCHMARKS.md).
+                    writer.write(&mut outputs)?;
                     // The reader or the engine's stage may have finished; then what they
                     // would have dropped is dropped here.
                     if let Some(spent) = spent {
@@ -228,7 +225,7 @@ impl<'scope> WriterThread<'scope> {
         })
     }
 
-    /// An output vector the writer is done with, to empty and reuse, if it has returned one.
+    /// An emptied output vector to reuse, if the writer has returned one.
     fn spare(&self) -> Option<Vec<Output>> {
         self.spares.try_recv().ok()
     }

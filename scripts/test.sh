@@ -20,6 +20,8 @@ grep -q "test result: ok" target/cargo-test.log
 
 step "clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
+# The torture binary is `test = false` (scripts/torture.sh runs it), so --all-targets skips it.
+cargo clippy --release --locked --test torture -- -D warnings
 
 step "validate the shipped flows"
 target/release/flowwatch validate flows/

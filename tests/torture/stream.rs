@@ -170,13 +170,13 @@ pub(crate) fn expected(produced: &[Produced], engine_config: EngineConfig) -> Ex
                 if signal.alert {
                     expected.alerts.insert(json.clone());
                 }
-                let previous = expected.signals.insert(signal.id.clone(), json);
+                let previous = expected.signals.insert(signal.id.to_string(), json);
                 assert!(previous.is_none(), "the replay gives id {} twice", signal.id);
             }
             Output::Publish(action) => {
                 expected.actions.insert((
                     action.topic.clone(),
-                    action.signal_id.clone(),
+                    action.signal_id.to_string(),
                     serde_json::to_vec(&action.value).expect("action payload"),
                 ));
             }

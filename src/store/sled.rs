@@ -177,9 +177,10 @@ fn open_database(path: &Path) -> Result<sled::Db, StoreError> {
         .unwrap_or(false);
     remove_unfinished_snapshots(path)?;
     let open = || panic::catch_unwind(AssertUnwindSafe(|| sled::Config::new().path(path).open()));
-    // The directory's own lock is ours, so sled's file lock can only be held by a sled handle
-    // of this process that is still being dropped: its flusher thread lets go of the file a
-    // moment after the handle itself (seen when a store is closed and at once reopened).
+    // The directory's own lock is ours, so sled's file lock is normally held only by a sled
+    // handle of this process that is still being dropped: its flusher thread lets go of the
+    // file a moment after the handle itself (seen when a store is closed and at once
+    // reopened). Anything else holding it is reported after two seconds.
     let mut opened = open();
     for _ in 0..200 {
         match &opened {

@@ -120,17 +120,50 @@ fn simulate(brokers: &str, seed: &str, start: &str, duration: &str) -> usize {
 }
 
 /// A reader assigned to every partition of `topics` from the beginning, with the high
-/// watermarks it must reach.
+/// watermarks it must reach. A client whose watermark requests keep timing out for 20 s is
+/// replaced by a new one, for up to two minutes: once, right after tansu on SQLite was killed
+/// and restarted, one client's requests timed out for a whole minute while other clients'
+/// were answered.
 fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i32), i64>) {
     let group = format!("e2e-reader-{}", std::process::id());
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 5, &topics);
+    let started = Instant::now();
+    loop {
+        let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 5, &topics);
+        match watermarks(&consumer, partitions, Duration::from_secs(20)) {
+            Ok(high) => return (consumer, high),
+            Err(error) if started.elapsed() < Duration::from_secs(120) => {
+                eprintln!("{error}; asking again with a new client");
+            }
+            Err(error) => panic!("{error}, with new clients for two minutes"),
+        }
+    }
+}
+
+/// The high watermarks of `partitions`, each request asked again until `budget` has passed.
+fn watermarks(
+    consumer: &BaseConsumer,
+    partitions: Vec<(String, i32)>,
+    budget: Duration,
+) -> Result<HashMap<(String, i32), i64>, String> {
+    let started = Instant::now();
     let mut high = HashMap::new();
     for (topic, partition) in partitions {
-        let watermark = high_watermark(&consumer, &topic, partition);
-        high.insert((topic, partition), watermark);
+        loop {
+            match consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10)) {
+                Ok((_, watermark)) => {
+                    high.insert((topic, partition), watermark);
+                    break;
+                }
+                Err(error) if started.elapsed() < budget => {
+                    eprintln!("watermarks of {topic}/{partition}: {error}; asking again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(error) => return Err(format!("watermarks of {topic}/{partition}: {error}")),
+            }
+        }
     }
-    (consumer, high)
+    Ok(high)
 }
 
 /// A partition's high watermark. A broker under load (tansu on SQLite, right after a burst of

@@ -146,22 +146,11 @@ fn watermarks(
     partitions: Vec<(String, i32)>,
     budget: Duration,
 ) -> Result<HashMap<(String, i32), i64>, String> {
-    let started = Instant::now();
+    let deadline = Instant::now() + budget;
     let mut high = HashMap::new();
     for (topic, partition) in partitions {
-        loop {
-            match consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10)) {
-                Ok((_, watermark)) => {
-                    high.insert((topic, partition), watermark);
-                    break;
-                }
-                Err(error) if started.elapsed() < budget => {
-                    eprintln!("watermarks of {topic}/{partition}: {error}; asking again");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(error) => return Err(format!("watermarks of {topic}/{partition}: {error}")),
-            }
-        }
+        let watermark = watermark_until(consumer, &topic, partition, deadline)?;
+        high.insert((topic, partition), watermark);
     }
     Ok(high)
 }
@@ -169,15 +158,20 @@ fn watermarks(
 /// A partition's high watermark. A broker under load (tansu on SQLite, right after a burst of
 /// produced records) can miss one metadata request's 10 s: ask again, for up to a minute.
 fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
-    let started = Instant::now();
+    watermark_until(consumer, topic, partition, Instant::now() + Duration::from_secs(60))
+        .unwrap_or_else(|error| panic!("{error}, for a minute"))
+}
+
+/// A partition's high watermark, its request asked again after a failure until `deadline`.
+fn watermark_until(consumer: &BaseConsumer, topic: &str, partition: i32, deadline: Instant) -> Result<i64, String> {
     loop {
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-            Ok((_, high)) => return high,
-            Err(error) if started.elapsed() < Duration::from_secs(60) => {
+            Ok((_, high)) => return Ok(high),
+            Err(error) if Instant::now() < deadline => {
                 eprintln!("watermarks of {topic}/{partition}: {error}; asking again");
                 std::thread::sleep(Duration::from_millis(500));
             }
-            Err(error) => panic!("watermarks of {topic}/{partition} for a minute: {error}"),
+            Err(error) => return Err(format!("watermarks of {topic}/{partition}: {error}")),
         }
     }
 }

@@ -471,16 +471,22 @@ impl Engine {
     fn register_links(&mut self, slot: u32, instance: &mut Instance, occurrence: &Occurrence<'_>) {
         let flow = usize::from(instance.flow);
         for (alias, value) in &occurrence.links {
-            let value: Box<str> = Box::from(&**value);
-            let previous = self.by_alias[flow][usize::from(*alias)].insert(value.clone(), slot);
+            let value: &str = value;
+            // A value already in the table (most events repeat their links) keeps its key:
+            // only a new value is copied.
+            let table = &mut self.by_alias[flow][usize::from(*alias)];
+            let previous = match table.get_mut(value) {
+                Some(owner) => Some(std::mem::replace(owner, slot)),
+                None => table.insert(Box::from(value), slot),
+            };
             if let Some(previous) = previous.filter(|&previous| previous != slot) {
                 // The alias moved away: the instance it pointed at no longer owns it.
                 self.instance_changed(previous);
             }
-            instance.remember_alias(*alias, &value);
-            if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(&value) {
+            instance.remember_alias(*alias, value);
+            if self.orphan_index[flow][usize::from(*alias) + 1].contains_key(value) {
                 self.pending_releases
-                    .push_back((instance.flow, *alias + 1, value, slot));
+                    .push_back((instance.flow, *alias + 1, Box::from(value), slot));
             }
         }
     }

@@ -9,7 +9,7 @@ use super::{ActionRecord, Engine, Output};
 use crate::flow::template::Context;
 use crate::flow::ActionRef;
 use crate::time::Millis;
-use serde_json::json;
+use serde_json::Value;
 use std::sync::Arc;
 
 /// What running a breach's action list did.
@@ -142,23 +142,17 @@ impl Engine {
         declared: Vec<(usize, u32)>,
         out: &mut Vec<Output>,
     ) {
+        if declared.is_empty() {
+            return;
+        }
         let flows = self.flows.clone();
         let flow = &flows[usize::from(instance.flow)];
-        let parsed = if declared.is_empty() {
-            Vec::new()
-        } else {
-            instance.parsed_payloads()
-        };
+        let payloads = instance.lazy_payloads();
         for (action_idx, run) in declared {
             self.stats.actions += 1;
             let action = &flow.def.actions[action_idx];
             let name = self.names.actions[usize::from(instance.flow)][action_idx].clone();
-            let event_lookup = |event: usize| {
-                parsed
-                    .iter()
-                    .find(|(kept, _)| *kept == event)
-                    .map(|(_, payload)| payload)
-            };
+            let event_lookup = |event: usize| payloads.lookup(event);
             let context = Context {
                 key: &instance.key,
                 flow: &flow.def.name,
@@ -185,7 +179,12 @@ impl Engine {
             signal.data.action = Some(name);
             signal.data.trigger = Some(trigger);
             signal.data.actions = vec![signal.data.action.clone().unwrap_or_default()];
-            signal.data.record = Some(json!({"topic": topic, "key": key, "value": value}));
+            // The same object `json!` builds, without serialising `value` to copy it.
+            let mut record = serde_json::Map::new();
+            record.insert("topic".into(), Value::String(topic.clone()));
+            record.insert("key".into(), key.clone().map_or(Value::Null, Value::String));
+            record.insert("value".into(), value.clone());
+            signal.data.record = Some(Value::Object(record));
             let signal_id = signal.id;
             out.push(Output::Emit(signal));
             out.push(Output::Publish(ActionRecord {

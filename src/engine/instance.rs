@@ -11,6 +11,7 @@ use super::timers::TimerKey;
 use crate::flow::FlowDef;
 use crate::json::Json;
 use crate::time::Millis;
+use std::cell::OnceCell;
 
 /// Sentinel for "no time" in packed fields.
 const NONE: Millis = Millis::MIN;
@@ -407,11 +408,13 @@ impl Instance {
         serde_json::from_str(text).ok()
     }
 
-    /// Every kept payload, parsed, by event index.
-    pub fn parsed_payloads(&self) -> Vec<(usize, serde_json::Value)> {
-        self.payload_texts()
-            .filter_map(|(event, text)| Some((event, serde_json::from_str(text).ok()?)))
-            .collect()
+    /// Every kept payload, unparsed, by event index: each is parsed when first asked for by
+    /// `lookup` (an action's templates name one or two events; the instance may keep more,
+    /// for conditions).
+    pub fn lazy_payloads(&self) -> LazyPayloads<'_> {
+        let kept: Vec<(usize, &str)> = self.payload_texts().collect();
+        let parsed = kept.iter().map(|_| OnceCell::new()).collect();
+        LazyPayloads { kept, parsed }
     }
 
     /// Every kept payload by event index, parsed borrowing from the instance (for conditions).
@@ -490,6 +493,23 @@ impl Instance {
     }
 }
 
+/// An instance's kept payloads, each parsed at most once, on first use.
+pub struct LazyPayloads<'a> {
+    kept: Vec<(usize, &'a str)>,
+    parsed: Vec<OnceCell<Option<serde_json::Value>>>,
+}
+
+impl LazyPayloads<'_> {
+    /// The latest kept payload of an event, parsed; `None` if none is kept (or it does not
+    /// parse, which a kept payload always does: it was written as compact JSON).
+    pub fn lookup(&self, event: usize) -> Option<&serde_json::Value> {
+        let index = self.kept.iter().position(|(kept, _)| *kept == event)?;
+        self.parsed[index]
+            .get_or_init(|| serde_json::from_str(self.kept[index].1).ok())
+            .as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,6 +548,14 @@ mod payload_tests {
         assert_eq!(instance.payload(3), Some(serde_json::json!({"a": 1})));
         assert_eq!(instance.payload(12), Some(serde_json::json!({"b": 2})));
         assert_eq!(instance.payload(4), None);
-        assert_eq!(instance.parsed_payloads().len(), 2);
+        let lazy = instance.lazy_payloads();
+        assert_eq!(lazy.lookup(12), Some(&serde_json::json!({"b": 2})));
+        assert_eq!(lazy.lookup(3), Some(&serde_json::json!({"a": 1})));
+        assert_eq!(lazy.lookup(4), None);
+        // Only what was asked for was parsed.
+        let lazy = instance.lazy_payloads();
+        lazy.lookup(12);
+        let parsed = lazy.parsed.iter().filter(|cell| cell.get().is_some()).count();
+        assert_eq!(parsed, 1);
     }
 }

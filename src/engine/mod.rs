@@ -44,7 +44,7 @@ use instance::Instance;
 use orphans::OrphanGroup;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 use timers::{TimerTarget, Timers};
 
@@ -225,7 +225,9 @@ pub struct Engine {
     free_instances: Vec<u32>,
     /// (flow, key) → instance slot, hashed by key; stores only slot numbers.
     by_key: HashTable<u32>,
-    /// Per flow, per alias: alias value → instance slot.
+    /// Per flow, per alias: alias value → instance slot (hashbrown's seeded foldhash, not
+    /// SipHash: these are looked up for most records; nothing iterates them in an order
+    /// that reaches the output, snapshots sort them).
     by_alias: Vec<Vec<HashMap<Box<str>, u32>>>,
     orphan_groups: Vec<Option<OrphanGroup>>,
     free_orphan_groups: Vec<u32>,

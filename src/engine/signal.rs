@@ -212,9 +212,9 @@ impl Signal {
     /// exactly what serde would write for the same structure.
     pub fn write_json(&self, buffer: &mut Vec<u8>) {
         let data = &self.data;
-        buffer.extend_from_slice(br#"{"specversion":"1.0","id":"#);
-        push_str(buffer, &self.id);
-        buffer.extend_from_slice(br#","source":"#);
+        buffer.extend_from_slice(br#"{"specversion":"1.0","id":""#);
+        buffer.extend_from_slice(self.id.text().as_bytes());
+        buffer.extend_from_slice(br#"","source":"#);
         push_str(buffer, &self.source);
         buffer.extend_from_slice(br#","type":""#);
         buffer.extend_from_slice(self.kind.event_type().as_bytes());
@@ -420,9 +420,10 @@ mod tests {
                 duration: None,
                 data,
             };
+            let id = signal.id.text();
             let event = CloudEvent {
                 specversion: "1.0",
-                id: &signal.id,
+                id: &id,
                 source: &signal.source,
                 kind: signal.kind.event_type(),
                 subject: &signal.subject,

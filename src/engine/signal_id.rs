@@ -1,7 +1,9 @@
 //! Signal ids: name-based UUIDs (version 8, RFC 9562) whose 122 free bits are a 128-bit XXH3
-//! hash of the signal's identity parts, held as their 36-byte hyphenated lower-case text
-//! inline, so building, copying and dropping one never touches the heap (every record yields
-//! about one signal; the id used to take two allocations, its name and its text).
+//! hash of the signal's identity parts. A `SignalId` holds the UUID as a `u128`, so building,
+//! copying and dropping one never touches the heap (every record yields about one signal; the
+//! id used to take two allocations, its name and its text), and its 36-byte hyphenated
+//! lower-case text is written only where the signal is written: in a replay, on the writing
+//! thread rather than the engine's.
 
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -13,26 +15,62 @@ pub enum IdPart<'a> {
     None,
 }
 
-/// A signal's id: a UUID's hyphenated lower-case text (`8c3f...-....`), always 36 ASCII bytes.
+/// A signal's id: a UUID, shown as its hyphenated lower-case text (`8c3f...-....`). Ordered
+/// as its text is (the UUID's bytes big-endian).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SignalId([u8; 36]);
+pub struct SignalId(u128);
 
 impl SignalId {
     /// The id of the given UUID.
     pub fn from_uuid(uuid: uuid::Uuid) -> SignalId {
-        let mut text = [0u8; 36];
-        uuid.hyphenated().encode_lower(&mut text);
-        SignalId(text)
+        SignalId(uuid.as_u128())
     }
 
-    /// The id as text.
+    /// The id's text: 36 ASCII bytes, never in need of JSON escaping.
+    pub fn text(&self) -> IdText {
+        // Each nibble into its own byte (most significant first once big-endian), then to
+        // its hex digit, all sixteen bytes of a half at once: a digit above 9 gets the
+        // distance from `'9' + 1` to `'a'` added.
+        fn spread(half: u64) -> u128 {
+            let mut x = u128::from(half);
+            x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+            x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+            x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+            x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+            let ones = 0x0101_0101_0101_0101_0101_0101_0101_0101u128;
+            let above_nine = ((x + ones * 6) >> 4) & ones;
+            x + ones * u128::from(b'0') + above_nine * u128::from(b'a' - b'9' - 1)
+        }
+        let high = spread((self.0 >> 64) as u64).to_be_bytes();
+        let low = spread(self.0 as u64).to_be_bytes();
+        let mut text = [b'-'; 36];
+        text[0..8].copy_from_slice(&high[0..8]);
+        text[9..13].copy_from_slice(&high[8..12]);
+        text[14..18].copy_from_slice(&high[12..16]);
+        text[19..23].copy_from_slice(&low[0..4]);
+        text[24..36].copy_from_slice(&low[4..16]);
+        IdText(text)
+    }
+}
+
+/// A signal id's text, on the stack.
+#[derive(Clone, Copy)]
+pub struct IdText([u8; 36]);
+
+impl IdText {
+    /// The text's bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8; 36] {
+        &self.0
+    }
+
+    /// The text.
     pub fn as_str(&self) -> &str {
-        // Only `from_uuid` builds one, and a UUID's hyphenated text is ASCII.
+        // Only `SignalId::text` builds one, from hex digits and hyphens.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
-impl std::ops::Deref for SignalId {
+impl std::ops::Deref for IdText {
     type Target = str;
 
     fn deref(&self) -> &str {
@@ -42,19 +80,19 @@ impl std::ops::Deref for SignalId {
 
 impl fmt::Display for SignalId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
+        formatter.write_str(&self.text())
     }
 }
 
 impl fmt::Debug for SignalId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), formatter)
+        fmt::Debug::fmt(&*self.text(), formatter)
     }
 }
 
 impl Serialize for SignalId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        serializer.serialize_str(&self.text())
     }
 }
 
@@ -127,16 +165,31 @@ mod tests {
         );
         assert_ne!(signal_id(&[Number(1)]), signal_id(&[Text("1")]));
         let id = signal_id(&[Text("x")]);
-        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        let parsed = uuid::Uuid::parse_str(&id.text()).unwrap();
         assert_eq!(parsed.get_version_num(), 8);
         // Exactly the `uuid` crate's hyphenated form.
         for n in 0..64 {
             let id = signal_id(&[Number(n)]);
             assert_eq!(
-                id.as_str(),
-                uuid::Uuid::parse_str(&id).unwrap().hyphenated().to_string()
+                id.to_string(),
+                uuid::Uuid::parse_str(&id.text()).unwrap().hyphenated().to_string()
             );
         }
+        // Every digit in every position, and the text's order is the id's.
+        let mut ids = Vec::new();
+        for digit in 0..16u128 {
+            for shift in 0..32 {
+                let uuid = uuid::Uuid::from_u128(digit << (4 * shift) | (15 - digit));
+                let id = SignalId::from_uuid(uuid);
+                assert_eq!(&*id.text(), uuid.hyphenated().to_string());
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        let texts: Vec<String> = ids.iter().map(SignalId::to_string).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(texts, sorted);
     }
 
     #[test]
@@ -145,7 +198,7 @@ mod tests {
         // were written by the String-building version this replaced.
         use IdPart::{None as Nothing, Number, Text};
         let id = signal_id(&[Text("order"), Text("o-1"), Number(5), Nothing]);
-        assert_eq!(id.as_str(), "7f839088-49a8-8c2f-b178-37a11e6dd2a3");
+        assert_eq!(id.to_string(), "7f839088-49a8-8c2f-b178-37a11e6dd2a3");
     }
 
     #[test]

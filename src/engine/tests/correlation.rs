@@ -227,11 +227,11 @@ fn a_record_delivered_three_times_gives_deviations_with_distinct_ids() {
     for _ in 0..3 {
         engine.handle(Input::RecordReceived(&placed), &mut outputs);
     }
-    let ids: Vec<&str> = outputs
+    let ids: Vec<String> = outputs
         .iter()
         .filter_map(|output| match output {
             Output::Emit(signal) if signal.kind == SignalKind::Deviation => {
-                Some(signal.id.as_str())
+                Some(signal.id.to_string())
             }
             _ => None,
         })

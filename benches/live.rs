@@ -118,10 +118,17 @@ fn flows() -> Vec<Flow> {
 
 /// Produces the stream, each topic's records round-robin over its partitions (each partition
 /// keeps time order). Returns how many records were produced.
+///
+/// In large batches (a second's linger: up to librdkafka's 10,000 records or 1 MB each): the
+/// mock broker answers a fetch with one stored batch per partition ("FIXME: Multiple
+/// messageSets ?" in `rdkafka_mock_handlers.c`), where a broker returns up to
+/// `max.partition.fetch.bytes` (1 MiB). With batches of a 20 ms linger the daemon, whose live
+/// merge pauses the partitions that run ahead in event time, read a few small batches per
+/// round trip and idled most of the measured span (see BENCHMARKS.md).
 fn produce(brokers: &str, records: usize, partitions: i32) -> usize {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
+        .set("linger.ms", "1000")
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");

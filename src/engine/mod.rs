@@ -39,12 +39,11 @@ use crate::flow::Flow;
 use crate::record::Record;
 use crate::time::Millis;
 use correlate::{Match, TopicIndex};
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 use instance::Instance;
 use orphans::OrphanGroup;
 use serde::Serialize;
 use serde_json::Value;
-use hashbrown::HashMap;
 use std::sync::Arc;
 use timers::{TimerTarget, Timers};
 

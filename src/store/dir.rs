@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The redb backend's single file, inside the state directory.
 pub(super) const REDB_FILE: &str = "state.redb";
+/// A redb store being created, renamed to `REDB_FILE` once whole.
+pub(super) const PARTIAL_FILE: &str = "state.redb.partial";
 /// The sled backend's directory, inside the state directory.
 pub(super) const SLED_DIR: &str = "sled";
 /// The lock file, inside the state directory.

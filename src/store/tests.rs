@@ -224,7 +224,54 @@ mod memory {
 
 mod redb {
     use super::Backend;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
     disk_tests!(Backend::Redb);
+
+    /// A process creating stores one after another is killed (SIGKILL) at spread moments;
+    /// every store it leaves behind opens, with nothing or all of its first commit, never as
+    /// corrupt. (Before stores were created under a temporary name, a kill while redb wrote a
+    /// new file's header left a `state.redb` that every later start refused.)
+    #[test]
+    fn a_store_killed_while_being_created_opens_again() {
+        const CHILD: &str = "FLOWWATCH_TEST_STORE_CREATOR";
+        const NAME: &str = "store::tests::redb::a_store_killed_while_being_created_opens_again";
+        if let Some(base) = std::env::var_os(CHILD) {
+            for n in 0u64.. {
+                let _ = super::open(Backend::Redb, &Path::new(&base).join(n.to_string()));
+            }
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let mut opened = 0;
+        for round in 0..30u64 {
+            let round_dir = base.path().join(round.to_string());
+            let mut child = Command::new(&exe)
+                .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+                .env(CHILD, &round_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(30 + round * 13 % 40));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let Ok(entries) = std::fs::read_dir(&round_dir) else {
+                continue;
+            };
+            for entry in entries {
+                let dir = entry.unwrap().path();
+                match super::open(Backend::Redb, &dir) {
+                    Ok(_) => opened += 1,
+                    Err(error) => panic!("{}: {error}", dir.display()),
+                }
+            }
+        }
+        assert!(opened > 30, "the child created only {opened} stores");
+    }
 }
 
 mod sled {

@@ -3,8 +3,9 @@
 //! `apply` returns), so a crash leaves either the previous or the new commit, never a mix.
 //! The file's checksums are verified on every open, so a damaged file is reported instead of
 //! trusted. A new file is made under a temporary name and renamed into place once it holds its
-//! first commit, so a kill while it is created leaves no store or a whole one. After an I/O failure (a full device) redb refuses further work, so the store drops
-//! the database and reopens it, which rolls back to the last good commit.
+//! first commit, so a kill while it is created leaves no store or a whole one. After an I/O
+//! failure (a full device) redb refuses further work, so the store drops the database and
+//! reopens it, which rolls back to the last good commit.
 
 use super::dir::{self, DirLock, PARTIAL_FILE, REDB_FILE};
 use super::{Backend, Batch, Op, Store, StoreError, StoreStats, Visit};

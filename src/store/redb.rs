@@ -53,10 +53,11 @@ impl RedbStore {
             Ok(metadata) => metadata.len() == 0,
             Err(error) => error.kind() == std::io::ErrorKind::NotFound,
         };
-        if fresh {
-            create_fresh(dir, &path, cache_bytes)?;
-        }
-        let database = open_database(&path, cache_bytes)?;
+        let database = if fresh {
+            create_fresh(dir, &path, cache_bytes)?
+        } else {
+            open_database(&path, cache_bytes)?
+        };
         Ok(Self {
             database: Some(database),
             path,
@@ -163,14 +164,15 @@ impl Store for RedbStore {
     }
 }
 
-/// Creates a fresh store at `path` so that a kill at any moment leaves either no store or a
-/// whole one: the file is made and given its format marker (a durable commit) under a
-/// temporary name, then renamed into place and the directory synced. (A daemon killed while
+/// Creates a fresh store at `path`, and returns it open, so that a kill at any moment leaves
+/// either no store or a whole one: the file is made and given its format marker (a durable
+/// commit) under a temporary name, then renamed into place (the open handle follows the file)
+/// and the directory synced. (A daemon killed while
 /// redb wrote a new file's header in place left a file that every later start refused as
 /// corrupt: found by the kill -9 torture test against tansu, a kill 0-400 ms after the first
 /// start.) What a killed creation leaves under the temporary name is removed first, as is an
 /// empty `state.redb`, which only an interrupted creation makes.
-fn create_fresh(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), StoreError> {
+fn create_fresh(dir: &Path, path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     let partial = dir::member(dir, PARTIAL_FILE);
     let io = |at: &Path, error: std::io::Error| StoreError::from_io(Backend::Redb, at, error);
     for leftover in [&partial, path] {
@@ -180,11 +182,12 @@ fn create_fresh(dir: &Path, path: &Path, cache_bytes: usize) -> Result<(), Store
             Err(error) => return Err(io(leftover, error)),
         }
     }
-    drop(open_database(&partial, cache_bytes)?);
+    let database = open_database(&partial, cache_bytes)?;
     std::fs::rename(&partial, path).map_err(|error| io(path, error))?;
     std::fs::File::open(dir)
         .and_then(|directory| directory.sync_all())
-        .map_err(|error| io(dir, error))
+        .map_err(|error| io(dir, error))?;
+    Ok(database)
 }
 
 /// Opens or creates the database file, verifying every page's checksum, and checks that it is

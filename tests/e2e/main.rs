@@ -163,7 +163,12 @@ fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
 }
 
 /// A partition's high watermark, its request asked again after a failure until `deadline`.
-fn watermark_until(consumer: &BaseConsumer, topic: &str, partition: i32, deadline: Instant) -> Result<i64, String> {
+fn watermark_until(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    deadline: Instant,
+) -> Result<i64, String> {
     loop {
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
             Ok((_, high)) => return Ok(high),

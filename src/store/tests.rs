@@ -291,8 +291,19 @@ mod sled {
         let sled_dir = dir.path().join("sled");
         let unfinished = sled_dir.join("snap.7FFFFFFFFFFFFFFF.generating");
         std::fs::write(&unfinished, b"half a snapshot, no checksum").unwrap();
-        // Without the removal, sled itself refuses the directory.
-        let raw = sled::Config::new().path(&sled_dir).open();
+        // Without the removal, sled itself refuses the directory. (The store just closed may
+        // hold sled's file lock a moment longer, from its flusher thread: wait for it, as
+        // `store::sled` does.)
+        let mut raw = sled::Config::new().path(&sled_dir).open();
+        for _ in 0..200 {
+            match &raw {
+                Err(sled::Error::Io(error)) if error.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    raw = sled::Config::new().path(&sled_dir).open();
+                }
+                _ => break,
+            }
+        }
         assert!(
             matches!(raw, Err(sled::Error::Corruption { .. })),
             "{:?}",

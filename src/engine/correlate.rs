@@ -103,19 +103,46 @@ impl Match<'_> {
 pub struct Correlator {
     flows: std::sync::Arc<[Flow]>,
     topics: TopicIndex,
+    /// Whether the audit trail is on (`EngineConfig::history_limit` > 0).
+    audit: bool,
 }
 
 impl Correlator {
-    pub(super) fn new(flows: std::sync::Arc<[Flow]>) -> Correlator {
+    pub(super) fn new(flows: std::sync::Arc<[Flow]>, audit: bool) -> Correlator {
         let topics = TopicIndex::new(&flows);
-        Correlator { flows, topics }
+        Correlator { flows, topics, audit }
     }
 
-    /// Every flow event the record is, as the engine would match it.
+    /// Every flow event the record is, as the engine would match it (with the audit trail's
+    /// copy of the value, see [`attach_audit`]).
     pub fn matches<'r>(&self, record: &'r Record<'_>) -> Vec<Match<'r>> {
         let mut out = Vec::new();
         self.topics.matches(&self.flows, record, &mut out);
+        if self.audit {
+            attach_audit(record, &mut out);
+        }
         out
+    }
+}
+
+/// Gives every valid match the record's whole value as compact JSON (`Occurrence::raw`), for
+/// the audit trail: rendered once per record, where the matching runs (so a shell that matches
+/// ahead of the engine, on another thread or while it holds the record, renders it there and
+/// need not keep the parsed value), and not at all for a record no flow can use.
+pub(super) fn attach_audit(record: &Record<'_>, matches: &mut [Match<'_>]) {
+    let mut valid = matches
+        .iter_mut()
+        .filter_map(|found| match found {
+            Match::Valid(occurrence) => Some(occurrence),
+            Match::Invalid { .. } => None,
+        })
+        .peekable();
+    if valid.peek().is_none() {
+        return;
+    }
+    let raw: Box<str> = record.value.to_text().into_boxed_str();
+    for occurrence in valid {
+        occurrence.raw = Some(raw.clone());
     }
 }
 

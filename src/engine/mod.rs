@@ -81,9 +81,12 @@ pub enum Input<'r> {
     /// A record was read: the clock moves to its time less the allowed lateness, due timers
     /// fire, then the record is applied, then timers that became due fire.
     RecordReceived(&'r Record<'r>),
-    /// A record was read and already matched by this engine's [`Engine::correlator`] (replay
-    /// matches on its decoding thread): handled exactly like `RecordReceived` with these
-    /// matches. Matches from a correlator of other flows would be applied as they are.
+    /// A record was read and already matched by this engine's [`Engine::correlator`] or
+    /// [`Engine::correlate`] (replay matches on its decoding thread, the live worker when it
+    /// reads a record it then holds): handled exactly like `RecordReceived` with these
+    /// matches. Matches from a correlator of other flows would be applied as they are. The
+    /// matches carry all the engine takes from the record's value (kept fields, the audit
+    /// trail's copy), so `record.value` is not read and may be `Json::Null`.
     CorrelatedRecordReceived {
         record: &'r Record<'r>,
         matches: Vec<Match<'r>>,
@@ -349,7 +352,9 @@ impl Engine {
     /// flow events it matches, or its record timestamp if it matches none. The live shell
     /// orders records by it.
     pub fn record_time(&self, record: &Record<'_>) -> Millis {
-        Self::matched_time(&self.correlate(record), record)
+        let mut matches = Vec::new();
+        self.topics.matches(&self.flows, record, &mut matches);
+        Self::matched_time(&matches, record)
     }
 
     /// The flow events a record is, as `Input::RecordReceived` would match them (for
@@ -357,6 +362,9 @@ impl Engine {
     pub fn correlate<'r>(&self, record: &'r Record<'_>) -> Vec<Match<'r>> {
         let mut matches = Vec::new();
         self.topics.matches(&self.flows, record, &mut matches);
+        if self.config.history_limit > 0 {
+            correlate::attach_audit(record, &mut matches);
+        }
         matches
     }
 
@@ -374,12 +382,11 @@ impl Engine {
 
     /// A correlator over this engine's flows (see `Input::CorrelatedRecordReceived`).
     pub fn correlator(&self) -> correlate::Correlator {
-        correlate::Correlator::new(self.flows.clone())
+        correlate::Correlator::new(self.flows.clone(), self.config.history_limit > 0)
     }
 
     fn handle_record(&mut self, record: &Record<'_>, cap: Option<Millis>, out: &mut Vec<Output>) {
-        let mut matches = Vec::new();
-        self.topics.matches(&self.flows, record, &mut matches);
+        let matches = self.correlate(record);
         self.handle_matches(record, matches, cap, out);
     }
 
@@ -427,13 +434,9 @@ impl Engine {
         }
         self.advance_clock(time.saturating_sub(self.config.allowed_lateness));
         self.fire_due(out);
-        // The audit trail keeps the whole value, rendered once for every event of the record
-        // (and not at all for a record that no flow can use).
-        let raw: Option<Box<str>> = (self.config.history_limit > 0 && record_time.is_some())
-            .then(|| record.value.to_text().into_boxed_str());
+        // The audit trail's copy of the value came with the matches (`correlate::attach_audit`).
         for found in matches {
-            if let Match::Valid(mut occurrence) = found {
-                occurrence.raw.clone_from(&raw);
+            if let Match::Valid(occurrence) = found {
                 self.route(occurrence, out);
             }
         }

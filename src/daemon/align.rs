@@ -12,7 +12,8 @@
 //! the slowest ones never are, so the clock always moves. Pure: no Kafka, no wall-clock reads.
 
 use crate::time::Millis;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 /// A topic partition.
@@ -53,6 +54,19 @@ struct Partition {
     /// checkpoints must keep saying so (see [`Aligner::resume_positions`]).
     restored: Option<ResumePosition>,
     paused: bool,
+    /// Its place in (topic, partition) order among the known partitions (see [`Place`]).
+    rank: u32,
+}
+
+/// A waiting record's place in the merged order: (time, topic, partition, offset), with the
+/// topic and partition as the partition's rank in their order, so that places compare as
+/// integers. Its record is in the aligner's slab at `slot`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    time: Millis,
+    rank: u32,
+    offset: i64,
+    slot: u32,
 }
 
 /// The merge of partitions into event-time order. `R` is whatever the shell keeps per record.
@@ -60,7 +74,14 @@ pub struct Aligner<R> {
     lateness: Millis,
     max_held: usize,
     partitions: BTreeMap<TopicPartition, Partition>,
-    waiting: BTreeMap<(Millis, TopicPartition, i64), R>,
+    /// The known partitions by rank (a revoked one stays until ranks are next renumbered).
+    by_rank: Vec<TopicPartition>,
+    /// The waiting records' places, earliest first: a binary heap of small integer keys (an
+    /// insert costs a few comparisons on average, and the heap is one array; a `BTreeMap`
+    /// keyed by topic name and holding the records was a fifth of the worker's time), with
+    /// the records themselves in `records`.
+    waiting: BinaryHeap<Reverse<Place>>,
+    records: slab::Slab<R>,
     /// The clock never moves back.
     clock: Millis,
 }
@@ -79,7 +100,11 @@ impl<R> Aligner<R> {
             lateness,
             max_held: max_held.max(1),
             partitions: BTreeMap::new(),
-            waiting: BTreeMap::new(),
+            by_rank: Vec::new(),
+            waiting: BinaryHeap::new(),
+            // Room for the records that normally wait at most, reserved up front (the first
+            // records otherwise paid for the slab being copied each time it grew).
+            records: slab::Slab::with_capacity(max_held.clamp(1, 1 << 20)),
             clock: Millis::MIN,
         }
     }
@@ -92,18 +117,72 @@ impl<R> Aligner<R> {
     /// A partition was assigned, resuming from a stored position if it has one; it counts as
     /// having unread records until told otherwise.
     pub fn assign(&mut self, partition: TopicPartition, resume: Option<ResumePosition>) {
-        self.partitions.entry(partition).or_insert_with(|| Partition {
-            next_offset: resume.as_ref().map(|position| position.offset),
-            restored: resume,
-            ..Partition::default()
-        });
+        if self.partitions.contains_key(&partition) {
+            return;
+        }
+        self.partitions.insert(
+            partition,
+            Partition {
+                next_offset: resume.as_ref().map(|position| position.offset),
+                restored: resume,
+                // New: it has no places to re-key.
+                rank: u32::MAX,
+                ..Partition::default()
+            },
+        );
+        self.renumber();
+    }
+
+    /// The state of a partition, added (as by [`Aligner::assign`] without a position) if it is
+    /// not known yet.
+    fn state(&mut self, partition: &TopicPartition) -> &mut Partition {
+        if !self.partitions.contains_key(partition) {
+            self.assign(partition.clone(), None);
+        }
+        self.partitions.get_mut(partition).expect("just added")
+    }
+
+    /// Gives the partitions their ranks in (topic, partition) order after one was added, and
+    /// re-keys the waiting places whose partition's rank changed (rare: assignments change at
+    /// rebalances).
+    fn renumber(&mut self) {
+        let mut new_rank = vec![u32::MAX; self.by_rank.len()];
+        self.by_rank.clear();
+        for (rank, (partition, state)) in self.partitions.iter_mut().enumerate() {
+            let rank = u32::try_from(rank).expect("fewer than 2^32 partitions");
+            if let Some(slot) = new_rank.get_mut(state.rank as usize) {
+                *slot = rank;
+            }
+            state.rank = rank;
+            self.by_rank.push(partition.clone());
+        }
+        if self.waiting.is_empty() {
+            return;
+        }
+        let places: Vec<Reverse<Place>> = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .map(|Reverse(place)| {
+                Reverse(Place {
+                    rank: new_rank[place.rank as usize],
+                    ..place
+                })
+            })
+            .collect();
+        self.waiting = BinaryHeap::from(places);
     }
 
     /// A partition was revoked: its waiting records are dropped (they were never applied and
     /// will be read again by whoever owns it next).
     pub fn revoke(&mut self, partition: &TopicPartition) {
-        if self.partitions.remove(partition).is_some() {
-            self.waiting.retain(|(_, tp, _), _| tp != partition);
+        if let Some(state) = self.partitions.remove(partition) {
+            let records = &mut self.records;
+            self.waiting.retain(|Reverse(place)| {
+                let keep = place.rank != state.rank;
+                if !keep {
+                    records.remove(place.slot as usize);
+                }
+                keep
+            });
         }
     }
 
@@ -114,11 +193,24 @@ impl<R> Aligner<R> {
 
     /// A record was read. `time` is its record time as the engine will see it.
     pub fn read(&mut self, partition: &TopicPartition, offset: i64, time: Millis, record: R) {
-        let state = self.partitions.entry(partition.clone()).or_default();
+        let state = self.state(partition);
         state.max_time = Some(state.max_time.map_or(time, |max| max.max(time)));
         state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
-        state.held.insert(offset);
-        self.waiting.insert((time, partition.clone(), offset), record);
+        if state.held.insert(offset) {
+            let rank = state.rank;
+            self.wait(time, rank, offset, record);
+        }
+    }
+
+    /// Queues a record (read once: a record read again while it waits is the same record).
+    fn wait(&mut self, time: Millis, rank: u32, offset: i64, record: R) {
+        let slot = u32::try_from(self.records.insert(record)).expect("fewer than 2^32 records wait");
+        self.waiting.push(Reverse(Place {
+            time,
+            rank,
+            offset,
+            slot,
+        }));
     }
 
     /// A record was read whose own time lies beyond the allowed clock skew: it waits to be
@@ -126,16 +218,18 @@ impl<R> Aligner<R> {
     /// partition's position, which stays where the partition's believable records put it. One
     /// producer with a wrong clock must not make the rest of its partition's backlog late.
     pub fn read_skewed(&mut self, partition: &TopicPartition, offset: i64, at: Millis, record: R) {
-        let state = self.partitions.entry(partition.clone()).or_default();
+        let state = self.state(partition);
         state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
-        state.held.insert(offset);
-        self.waiting.insert((at, partition.clone(), offset), record);
+        if state.held.insert(offset) {
+            let rank = state.rank;
+            self.wait(at, rank, offset, record);
+        }
     }
 
     /// A record was read and applied at once (undecodable, or skipped after a restart): only
     /// the read position moves.
     pub fn passed(&mut self, partition: &TopicPartition, offset: i64) {
-        let state = self.partitions.entry(partition.clone()).or_default();
+        let state = self.state(partition);
         state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
     }
 
@@ -190,15 +284,20 @@ impl<R> Aligner<R> {
     /// passed: a partition whose position equals a record's time may still deliver another
     /// record with that same time, which must come first if its partition sorts first.
     pub fn pop_ready(&mut self, clock: Millis) -> Option<(TopicPartition, i64, Millis, R)> {
-        let entry = self.waiting.first_entry()?;
-        if entry.key().0 >= clock {
+        if self.waiting.peek()?.0.time >= clock {
             return None;
         }
-        let ((time, partition, offset), record) = entry.remove_entry();
+        let Reverse(Place {
+            time,
+            rank,
+            offset,
+            slot,
+        }) = self.waiting.pop()?;
+        let partition = self.by_rank[rank as usize].clone();
         if let Some(state) = self.partitions.get_mut(&partition) {
             state.held.remove(&offset);
         }
-        Some((partition, offset, time, record))
+        Some((partition, offset, time, self.records.remove(slot as usize)))
     }
 
     /// How far the engine's clock may move now: the live clock, but never past the point where
@@ -211,8 +310,8 @@ impl<R> Aligner<R> {
     /// its timer, with actions, instead of after the fact.)
     pub fn engine_target(&self, clock: Millis) -> Millis {
         let mut target = clock;
-        if let Some(((time, ..), _)) = self.waiting.first_key_value() {
-            target = target.min(time.saturating_sub(self.lateness));
+        if let Some(Reverse(place)) = self.waiting.peek() {
+            target = target.min(place.time.saturating_sub(self.lateness));
         }
         for state in self.partitions.values().filter(|state| !state.caught_up) {
             if let Some(time) = state.max_time {

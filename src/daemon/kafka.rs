@@ -1,7 +1,7 @@
 //! The Kafka side of the daemon: the consumer (with the rebalance hook that resumes from the
 //! store's positions), the idempotent producer whose deliveries are reported back, and the
-//! conversion of a Kafka message into the engine's [`Record`]. The worker uses the consumer
-//! built here only to poll, pause and resume.
+//! conversion of a Kafka message into the engine's [`Record`]. The worker's reader thread
+//! polls the consumer built here; the worker pauses, resumes and commits through it.
 
 use super::align::TopicPartition;
 use super::outbox::OutRecord;
@@ -23,7 +23,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A change of assignment, seen inside `poll` and handled by the worker right after.
+/// A change of assignment, seen inside `poll` and passed on by the reader thread to the worker
+/// in order with the records polled around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignmentChange {
     Assigned(Vec<TopicPartition>),
@@ -34,7 +35,7 @@ pub enum AssignmentChange {
     Lost(Vec<TopicPartition>),
 }
 
-/// Shared between the worker and the consumer's callbacks.
+/// Shared between the worker, its reader thread and the consumer's callbacks.
 #[derive(Default)]
 pub struct Shared {
     /// Where each partition resumes, from the store (absent: `kafka.start_from`).
@@ -314,14 +315,16 @@ pub fn flush(producer: &OutboxProducer, timeout: Duration) {
 }
 
 /// What a consumed message became.
-pub enum Decoded {
-    Record(Record<'static>),
+pub enum Decoded<'m> {
+    /// The record, borrowing its payload's strings from the message.
+    Record(Record<'m>),
     /// The payload is not JSON: dead-letter it with this reason.
     Undecodable { detail: String, raw: Vec<u8> },
 }
 
-/// Converts a message (borrowed from the consumer's buffer) into the engine's record.
-pub fn decode(message: &impl Message, wall: Millis) -> Decoded {
+/// Converts a message (borrowed from the consumer's buffer) into the engine's record, whose
+/// value borrows from the message: the worker matches it and keeps only what the engine needs.
+pub fn decode<M: Message>(message: &M, wall: Millis) -> Decoded<'_> {
     let timestamp = message.timestamp().to_millis().unwrap_or(wall);
     let key = message
         .key()
@@ -339,12 +342,10 @@ pub fn decode(message: &impl Message, wall: Millis) -> Decoded {
                 .collect()
         })
         .unwrap_or_default();
-    // Parsed borrowing from the message, then owned: the worker holds records until the clock
-    // reaches them.
     let value = match message.payload() {
         None => Json::Null,
         Some(bytes) => match Json::parse_slice(bytes) {
-            Ok(value) => value.into_owned(),
+            Ok(value) => value,
             Err(error) => {
                 return Decoded::Undecodable {
                     detail: format!("payload is not JSON: {error}"),

@@ -3,9 +3,10 @@
 //! - [`align`]: live time, partitions merged into event-time order (pure).
 //! - [`outbox`]: records to publish until the broker acknowledges them (pure).
 //! - [`checkpoint`]: engine state, positions and outbox in one atomic store batch.
-//! - [`kafka`]: consumer, producer and message decoding (the worker only polls, pauses and
-//!   resumes through it).
-//! - [`worker`]: the thread that owns the tracker and runs the loop.
+//! - [`kafka`]: consumer, producer and message decoding (the worker's reader thread polls
+//!   through it; the worker pauses, resumes and commits).
+//! - [`worker`]: the thread that owns the tracker and runs the loop, fed by its reader
+//!   thread, which decodes and matches records.
 //! - [`status`]: what the daemon reports about itself (health, metrics).
 //!
 //! [`start`] restores the state, connects, and starts the worker thread; cancelling the token
@@ -157,7 +158,7 @@ pub fn start_with(
     let worker = worker::Worker {
         tracker: Tracker::new(engine),
         store,
-        consumer,
+        consumer: Arc::new(consumer),
         shared,
         producer,
         deliveries,

@@ -1,28 +1,26 @@
 //! The worker: one thread that owns the tracker and drives it from Kafka.
 //!
-//! Each turn of its loop: serve requests from other tasks (HTTP), poll a batch of records,
-//! apply assignment changes, let the live merge ([`Aligner`]) release the records the clock has
+//! Each turn of its loop: serve requests from other tasks (HTTP), take the batches of records
+//! its reader thread polled, decoded and matched (`reader.rs`) with the assignment changes
+//! among them, let the live merge ([`Aligner`]) release the records the clock has
 //! passed into the engine, move the engine's clock, turn outputs into outbox entries, hand the
 //! outbox to the producer and collect its acknowledgements, pause or resume partitions, and
 //! checkpoint when due. Nothing else touches the engine, so there are no locks around it.
 
 use super::align::{Aligner, ResumePosition, TopicPartition};
 use super::checkpoint;
-use super::kafka::{self, Decoded, Delivery, FlowConsumer, OutboxProducer, Shared};
+use super::kafka::{self, Delivery, FlowConsumer, OutboxProducer, Shared};
 use super::outbox::Outbox;
 use super::status::Status;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StartFrom};
-use crate::engine::correlate::Match;
-use crate::engine::{Engine, Input, Output};
+use crate::engine::{Input, Output};
 use crate::http::Health;
 use crate::metrics::{FlowCount, Metrics, RecordResult, StepCount, StepPhase};
-use crate::record::Record;
 use crate::store::Store;
 use crate::time::{self, Millis};
 use crate::tracker::{Tracker, TrackerRequests};
 use rdkafka::consumer::Consumer;
-use rdkafka::Message;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -31,8 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 mod outputs;
 mod partitions;
+mod reader;
 
-/// Most records taken from the consumer per turn.
+use reader::{Event, Held, Read, Reader, ReaderSetup, Wall};
+
+/// Most records taken from the reader per turn.
 const BATCH: usize = 5_000;
 /// Back-off before a failed delivery is tried again.
 const RETRY_AFTER: Millis = 1_000;
@@ -42,23 +43,13 @@ const RETRY_AFTER: Millis = 1_000;
 /// worker's time even on a slow disk (`state.checkpoint_interval` is the least spacing).
 const CHECKPOINT_SPACING: Millis = 4;
 
-/// A record read and waiting for the clock.
-struct Held {
-    record: Record<'static>,
-    /// The flow events it is, matched once when it was read (ordering needs its time), owned
-    /// so that they need not borrow `record`.
-    matches: Vec<Match<'static>>,
-    /// Set when its time lay beyond the allowed skew: the wall-clock time to apply it at.
-    skewed_at: Option<Millis>,
-}
-
 /// Everything the worker needs, built by [`super::start`].
 pub struct Worker {
     pub(super) config: Config,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) tracker: Tracker,
     pub(super) store: Box<dyn Store>,
-    pub(super) consumer: FlowConsumer,
+    pub(super) consumer: Arc<FlowConsumer>,
     pub(super) shared: Arc<Shared>,
     pub(super) producer: OutboxProducer,
     pub(super) deliveries: mpsc::Receiver<Delivery>,
@@ -84,10 +75,9 @@ struct OutTopics {
 /// Loop state that is not configuration.
 struct Run {
     out_topics: OutTopics,
+    /// The thread that polls, decodes and matches.
+    reader: Reader,
     aligner: Aligner<Held>,
-    topics: HashMap<String, Arc<str>>,
-    /// The topic of the last record read.
-    last_topic: Option<Arc<str>>,
     outputs: Vec<Output>,
     /// Partitions paused by the merge's flow control.
     flow_paused: HashSet<TopicPartition>,
@@ -107,29 +97,9 @@ struct Run {
     /// The last catch-up progress line: when, and how many records were behind then.
     last_progress: (Millis, u64),
     /// The highest wall-clock time seen: the daemon's "now" never moves back (see [`Worker::wall`]).
-    wall: Millis,
+    wall: Wall,
     /// The wall clock is behind `wall` right now (logged once per episode).
     clock_behind: bool,
-}
-
-impl Run {
-    /// The shared name of a topic read (one allocation per topic, not per record; records
-    /// come in runs from one partition, so the last name is checked before the map).
-    fn topic(&mut self, name: &str) -> Arc<str> {
-        if let Some(last) = self.last_topic.as_ref().filter(|last| &***last == name) {
-            return last.clone();
-        }
-        let topic = match self.topics.get(name) {
-            Some(topic) => topic.clone(),
-            None => {
-                let topic: Arc<str> = Arc::from(name);
-                self.topics.insert(name.to_string(), topic.clone());
-                topic
-            }
-        };
-        self.last_topic = Some(topic.clone());
-        topic
-    }
 }
 
 impl Worker {
@@ -140,7 +110,22 @@ impl Worker {
         let topics: Vec<String> = self.tracker.engine().topics().to_vec();
         kafka::subscribe(&self.consumer, &topics)?;
         let shared_topic = |topic: &Option<String>| topic.as_deref().map(Arc::<str>::from);
+        // A restored clock is at most the wall clock less the lateness when it was saved: if
+        // the wall clock went back during the downtime, "now" starts where it was.
+        let restored_wall = match self.tracker.engine().clock() {
+            Millis::MIN => Millis::MIN,
+            clock => clock.saturating_add(self.config.tracking.allowed_lateness),
+        };
+        let wall = Wall::new(self.clock.clone(), restored_wall);
+        let reader = Reader::start(ReaderSetup {
+            consumer: self.consumer.clone(),
+            shared: self.shared.clone(),
+            correlator: self.tracker.engine().correlator(),
+            wall: wall.clone(),
+            max_clock_skew: self.config.tracking.max_clock_skew,
+        })?;
         let mut run = Run {
+            reader,
             out_topics: OutTopics {
                 signals: shared_topic(&self.config.outputs.signals_topic),
                 alerts: shared_topic(&self.config.outputs.alerts_topic),
@@ -149,11 +134,6 @@ impl Worker {
                 self.config.tracking.allowed_lateness,
                 self.config.kafka.max_held_records,
             ),
-            topics: topics
-                .iter()
-                .map(|topic| (topic.clone(), Arc::from(topic.as_str())))
-                .collect(),
-            last_topic: None,
             outputs: Vec::new(),
             flow_paused: HashSet::new(),
             all_paused: false,
@@ -166,18 +146,9 @@ impl Worker {
             fresh_from_time: HashSet::new(),
             last_gauges: Millis::MIN,
             last_progress: (Millis::MIN, 0),
-            wall: Millis::MIN,
+            wall,
             clock_behind: false,
         };
-        // A restored clock is at most the wall clock less the lateness when it was saved: if
-        // the wall clock went back during the downtime, "now" starts where it was.
-        if self.tracker.engine().clock() > Millis::MIN {
-            run.wall = self
-                .tracker
-                .engine()
-                .clock()
-                .saturating_add(self.config.tracking.allowed_lateness);
-        }
         run.aligner.start_clock_at(self.tracker.engine().clock());
         self.status.restored.store(true, Ordering::Relaxed);
         self.status.store_writable.store(true, Ordering::Relaxed);
@@ -194,40 +165,23 @@ impl Worker {
     fn turn(&mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
         self.serve_requests(run);
         let mut taken = 0;
+        let mut wait = Duration::from_millis(20);
         while taken < BATCH {
-            let timeout = if taken == 0 {
-                Duration::from_millis(20)
-            } else {
-                Duration::ZERO
+            let Some(batch) = run.reader.next(wait)? else {
+                break;
             };
-            match self.consumer.poll(timeout) {
-                None => break,
-                Some(Ok(message)) => {
-                    taken += 1;
-                    // Decoded straight from librdkafka's buffer (no detached copy), and not at
-                    // all when it was applied before a restart.
-                    let partition = (run.topic(message.topic()), message.partition());
-                    let offset = message.offset();
-                    // Gaps are legitimate (compaction, transaction markers); see docs/testing.md.
-                    // Looked up only when the debug log is on: this runs for every record.
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        if let Some(next) = run.aligner.next_offset(&partition).filter(|next| *next != offset) {
-                            tracing::debug!(topic = %partition.0, partition = partition.1, expected = next, offset, "Offsets not contiguous.");
-                        }
+            wait = Duration::ZERO;
+            for event in batch {
+                match event {
+                    Event::Assignment(changes) => self.assignment_changes(run, changes),
+                    Event::Record {
+                        partition,
+                        offset,
+                        read,
+                    } => {
+                        taken += 1;
+                        self.ingest(run, partition, offset, read);
                     }
-                    let applied = self
-                        .restored_positions
-                        .get(&partition)
-                        .is_some_and(|position| position.already_applied(offset));
-                    let wall = self.wall(run);
-                    let decoded = (!applied).then(|| kafka::decode(&message, wall));
-                    drop(message);
-                    self.ingest(run, partition, offset, decoded, wall);
-                }
-                Some(Err(error)) => {
-                    // Transient (broker down, transport failures): librdkafka reconnects.
-                    tracing::debug!(%error, "Consumer error.");
-                    break;
                 }
             }
         }
@@ -237,7 +191,6 @@ impl Worker {
                 .records_read
                 .fetch_add(taken as u64, Ordering::Relaxed);
         }
-        self.assignment_changes(run);
         self.update_positions(run, real);
         self.advance(run);
         self.publish(real);
@@ -352,61 +305,50 @@ impl Worker {
         }
     }
 
-    /// Takes one record read at `wall`: `decoded` is `None` when it was applied before a restart.
-    fn ingest(
-        &mut self,
-        run: &mut Run,
-        partition: TopicPartition,
-        offset: i64,
-        decoded: Option<Decoded>,
-        wall: Millis,
-    ) {
-        let Some(decoded) = decoded else {
-            run.aligner.passed(&partition, offset);
-            self.status.records_done.fetch_add(1, Ordering::Relaxed);
-            return;
+    /// Takes one record the reader read.
+    fn ingest(&mut self, run: &mut Run, partition: TopicPartition, offset: i64, read: Read) {
+        // Gaps are legitimate (compaction, transaction markers); see docs/testing.md. Looked up
+        // only when the debug log is on: this runs for every record.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            if let Some(next) = run.aligner.next_offset(&partition).filter(|next| *next != offset) {
+                tracing::debug!(topic = %partition.0, partition = partition.1, expected = next, offset, "Offsets not contiguous.");
+            }
+        }
+        // Read again after a restart (or after the partition came back): applied before.
+        let applied = self
+            .restored_positions
+            .get(&partition)
+            .is_some_and(|position| position.already_applied(offset));
+        let before_start = |held: &Held| match self.config.kafka.start_from {
+            StartFrom::Time(start) => {
+                run.fresh_from_time.contains(&partition) && held.record.timestamp < start
+            }
+            _ => false,
         };
-        match decoded {
-            Decoded::Undecodable { detail, raw } => {
+        match read {
+            _ if applied => self.passed(run, &partition, offset),
+            Read::Hold { held, .. } if before_start(&held) => self.passed(run, &partition, offset),
+            Read::Undecodable { detail, raw } => {
                 let before = self.tracker.engine().stats().clone();
                 self.tracker.engine_mut().count_undecodable();
                 self.metrics
                     .observe_record(&partition.0, &before, self.tracker.engine().stats());
                 self.metrics.count_dead_letter(&partition.0, "invalid_json");
                 self.dead_letter(&partition, offset, "invalid_json", &detail, raw);
-                run.aligner.passed(&partition, offset);
-                self.status.records_done.fetch_add(1, Ordering::Relaxed);
+                self.passed(run, &partition, offset);
             }
-            Decoded::Record(record) => {
-                if let StartFrom::Time(start) = self.config.kafka.start_from {
-                    if run.fresh_from_time.contains(&partition) && record.timestamp < start {
-                        run.aligner.passed(&partition, offset);
-                        self.status.records_done.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                }
-                let engine = self.tracker.engine();
-                let matches = engine.correlate(&record);
-                let time = Engine::matched_time(&matches, &record);
-                if time > wall.saturating_add(self.config.tracking.max_clock_skew) {
-                    // Matched again when applied, with the event times replaced.
-                    let held = Held {
-                        record,
-                        matches: Vec::new(),
-                        skewed_at: Some(wall),
-                    };
-                    run.aligner.read_skewed(&partition, offset, wall, held);
-                } else {
-                    let matches = matches.into_iter().map(Match::into_owned).collect();
-                    let held = Held {
-                        record,
-                        matches,
-                        skewed_at: None,
-                    };
-                    run.aligner.read(&partition, offset, time, held);
-                }
+            Read::Hold { time, held } if held.skewed_at.is_some() => {
+                run.aligner.read_skewed(&partition, offset, time, held);
             }
+            Read::Hold { time, held } => run.aligner.read(&partition, offset, time, held),
         }
+    }
+
+    /// A record finished with as soon as it was read (applied before, undecodable, or before
+    /// `kafka.start_from`): only the read position moves.
+    fn passed(&self, run: &mut Run, partition: &TopicPartition, offset: i64) {
+        run.aligner.passed(partition, offset);
+        self.status.records_done.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Releases what the clock has passed into the engine and moves the engine's clock.
@@ -537,6 +479,7 @@ impl Worker {
         tracing::info!("Shutting down: stopping fetches, checkpointing, flushing the outbox.");
         let all: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
         let _ = self.consumer.pause(&kafka::partition_list(&all));
+        run.reader.stop();
         self.serve_requests(run);
         let saved = self.checkpoint(run, real.now());
         let deadline = real.now() + self.config.outputs.flush_timeout;

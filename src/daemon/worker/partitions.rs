@@ -15,11 +15,8 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 impl Worker {
-    pub(super) fn assignment_changes(&mut self, run: &mut Run) {
-        let changes: Vec<AssignmentChange> = match self.shared.changes.lock() {
-            Ok(mut changes) => std::mem::take(&mut *changes),
-            Err(_) => Vec::new(),
-        };
+    /// Applies assignment changes that the reader saw, in order with the records around them.
+    pub(super) fn assignment_changes(&mut self, run: &mut Run, changes: Vec<AssignmentChange>) {
         for change in changes {
             match change {
                 AssignmentChange::Assigned(partitions) => {
@@ -145,23 +142,22 @@ impl Worker {
     /// records from the future (`tracking.max_clock_skew`), and nothing the engine already saw
     /// is re-timed into its past. The engine's clock never moves back in any case.
     pub(super) fn wall(&self, run: &mut Run) -> Millis {
-        let now = self.clock.now();
-        if now < run.wall {
-            if !run.clock_behind && run.wall - now > 1_000 {
+        let (now, wall) = run.wall.read();
+        if now < wall {
+            if !run.clock_behind && wall - now > 1_000 {
                 tracing::warn!(
-                    behind_ms = run.wall - now,
-                    holding_at = %time::format_rfc3339(run.wall.max(0)),
+                    behind_ms = wall - now,
+                    holding_at = %time::format_rfc3339(wall.max(0)),
                     "The wall clock went back; flowwatch keeps its time where it was until the clock catches up."
                 );
                 run.clock_behind = true;
             }
-            return run.wall;
+            return wall;
         }
         if run.clock_behind {
             tracing::info!("The wall clock caught up again.");
             run.clock_behind = false;
         }
-        run.wall = now;
         now
     }
 

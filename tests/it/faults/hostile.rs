@@ -231,8 +231,9 @@ fn extremes(near: i64) -> Vec<(Raw, Kind, Option<String>)> {
     out
 }
 
-/// A consumed message as the daemon's decoder makes it.
-fn decode(raw: &Raw, partition: i32, offset: i64) -> Decoded {
+/// A consumed message as the daemon's decoder makes it (owned here: the daemon's borrows from
+/// the message).
+fn decode(raw: &Raw, partition: i32, offset: i64) -> Decoded<'static> {
     let mut headers = OwnedHeaders::new();
     for (name, value) in &raw.headers {
         headers = headers.insert(Header {
@@ -249,7 +250,10 @@ fn decode(raw: &Raw, partition: i32, offset: i64) -> Decoded {
         offset,
         Some(headers),
     );
-    daemon::kafka::decode(&message, 0)
+    match daemon::kafka::decode(&message, 0) {
+        Decoded::Record(record) => Decoded::Record(record.into_owned()),
+        Decoded::Undecodable { detail, raw } => Decoded::Undecodable { detail, raw },
+    }
 }
 
 /// Dead letters read back: (reason, source topic, partition, offset).

@@ -255,7 +255,7 @@ fn main() {
     {
         let mut store = store::open(Backend::Redb, state.path()).expect("store opens");
         let mut outbox = Outbox::restore(Vec::new());
-        let mut slots = checkpoint::StoredSlots::default();
+        let mut slots = checkpoint::StoredKeys::default();
         let written = checkpoint::write(&mut *store, &mut engine, &[], &mut outbox, &mut slots, scenario::BASE)
             .expect("checkpoint written");
         println!(

@@ -15,7 +15,10 @@
 //! globals part; its cost follows what changed, not the size of the state. Keys are laid out
 //! so that state can later be sharded by input partition: `meta/checkpoint` (JSON: version,
 //! flows, times), `engine/globals`, `engine/i/SLOT` (instances), `engine/o/SLOT` (orphan
-//! groups), `offsets/TOPIC/PARTITION`, `outbox/SEQ`.
+//! groups), `offsets/TOPIC/PARTITION`, and the outbox: `outbox-block/SEQ` (every record a
+//! checkpoint added, under the first one's sequence number), `outbox-acked/SEQ` (the records of
+//! that block acknowledged since, while some are not) and `outbox/SEQ` (one record per key, as
+//! checkpoints before blocks wrote them; still read, and deleted when acknowledged).
 
 use super::align::{ResumePosition, TopicPartition};
 use super::outbox::{OutRecord, Outbox};
@@ -25,7 +28,7 @@ use crate::engine::snapshot::Snapshot;
 use crate::engine::Engine;
 use crate::store::{Batch, Store, StoreError};
 use crate::time::Millis;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 const META: &[u8] = b"meta/checkpoint";
@@ -34,11 +37,19 @@ const INSTANCE_PREFIX: &str = "engine/i/";
 const ORPHANS_PREFIX: &str = "engine/o/";
 const OFFSETS_PREFIX: &str = "offsets/";
 const OUTBOX_PREFIX: &str = "outbox/";
+const OUTBOX_BLOCK_PREFIX: &str = "outbox-block/";
+const OUTBOX_ACKED_PREFIX: &str = "outbox-acked/";
+/// A checkpoint's outbox records go into blocks of about this many payload bytes (one huge
+/// value made redb zero-fill and copy a region of that size at once).
+const OUTBOX_BLOCK_BYTES: usize = 1 << 20;
 /// 1: the whole state as JSON chunks; 2: incremental postcard parts; 3: the flows' shape by
-/// names (events, steps, aliases, actions) and the topic table in the globals. Within 3,
-/// outbox records are now written in a binary form and still read in the JSON one
-/// (`outbox/stored.rs`): a newer store read by an older build is refused as unreadable.
-const VERSION: u32 = 3;
+/// names (events, steps, aliases, actions) and the topic table in the globals (within 3,
+/// outbox records went from JSON to a binary form, both read); 4: outbox records in blocks.
+/// This build reads 3 and 4; an older build refuses 4 as unreadable rather than miss the
+/// blocks.
+const VERSION: u32 = 4;
+/// The oldest version this build reads.
+const OLDEST_READ: u32 = 3;
 
 /// Why a checkpoint cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +69,110 @@ struct Meta {
     written_at: Millis,
 }
 
-/// The slots that have a part in the store. A checkpoint deletes the part of a freed slot only
-/// when there is one: an instance that starts and is released between two checkpoints (a
-/// catch-up through records older than the retention) leaves nothing behind to delete, and a
-/// B-tree delete of a missing key still walks the tree.
+/// What the store holds that a checkpoint must know to update it: the slots that have a part
+/// (a checkpoint deletes the part of a freed slot only when there is one: an instance that
+/// starts and is released between two checkpoints, as in a catch-up through records older than
+/// the retention, leaves nothing behind to delete, and a B-tree delete of a missing key still
+/// walks the tree), and where the outbox records not yet acknowledged are.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct StoredSlots {
+pub struct StoredKeys {
     pub instances: SlotSet,
     pub orphan_groups: SlotSet,
+    pub outbox: StoredOutbox,
+}
+
+/// The outbox records in the store.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredOutbox {
+    /// Records stored one per key (`outbox/SEQ`, by checkpoints before blocks).
+    singles: BTreeSet<u64>,
+    /// Blocks by their first record's sequence number. Each checkpoint's records are numbered
+    /// after the previous one's, so blocks cover disjoint ranges in order.
+    blocks: BTreeMap<u64, Block>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    /// The last record's sequence number.
+    last: u64,
+    /// Records in it.
+    records: usize,
+    /// Its records acknowledged since it was written, in order.
+    acked: Vec<u64>,
+}
+
+impl StoredOutbox {
+    /// Records stored and not yet acknowledged.
+    pub fn len(&self) -> usize {
+        self.singles.len()
+            + self
+                .blocks
+                .values()
+                .map(|block| block.records - block.acked.len())
+                .sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds to `batch` what forgets the records acknowledged (`removed`, every one of them
+    /// stored by an earlier checkpoint) and stores the ones added, updating `self` to match.
+    fn update(&mut self, batch: &mut Batch, added: &[(u64, &OutRecord)], removed: &[u64]) {
+        let mut touched = BTreeSet::new();
+        for &seq in removed {
+            if self.singles.remove(&seq) {
+                batch.delete(seq_key(OUTBOX_PREFIX, seq));
+            } else if let Some((&first, block)) = self.blocks.range_mut(..=seq).next_back() {
+                if seq <= block.last {
+                    block.acked.push(seq);
+                    touched.insert(first);
+                }
+            }
+        }
+        for first in touched {
+            let Some(block) = self.blocks.get_mut(&first) else {
+                continue;
+            };
+            if block.acked.len() >= block.records {
+                batch.delete(seq_key(OUTBOX_BLOCK_PREFIX, first));
+                batch.delete(seq_key(OUTBOX_ACKED_PREFIX, first));
+                self.blocks.remove(&first);
+            } else {
+                block.acked.sort_unstable();
+                let acked = postcard::to_allocvec(&block.acked).unwrap_or_default();
+                batch.put(seq_key(OUTBOX_ACKED_PREFIX, first), acked);
+            }
+        }
+        let mut rest = added;
+        while let Some((first, _)) = rest.first() {
+            let mut bytes = 0;
+            let size = rest
+                .iter()
+                .take_while(|(_, record)| {
+                    let fits = bytes == 0 || bytes + record.payload.len() <= OUTBOX_BLOCK_BYTES;
+                    bytes += record.payload.len();
+                    fits
+                })
+                .count();
+            let (block, after) = rest.split_at(size);
+            rest = after;
+            let last = block.last().map_or(*first, |(seq, _)| *seq);
+            batch.put(seq_key(OUTBOX_BLOCK_PREFIX, *first), OutRecord::block_to_stored(block));
+            self.blocks.insert(
+                *first,
+                Block {
+                    last,
+                    records: block.len(),
+                    acked: Vec::new(),
+                },
+            );
+        }
+    }
+}
+
+fn seq_key(prefix: &str, seq: u64) -> Vec<u8> {
+    format!("{prefix}{seq:020}").into_bytes()
 }
 
 /// What a checkpoint held.
@@ -77,7 +184,7 @@ pub struct Restored {
     pub outbox: Vec<(u64, OutRecord)>,
     pub written_at: Option<Millis>,
     /// The slots with parts in the store, for [`write`].
-    pub slots: StoredSlots,
+    pub slots: StoredKeys,
 }
 
 fn corrupt(what: impl Into<String>, detail: impl ToString) -> CheckpointError {
@@ -129,14 +236,17 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
         return Ok(Restored::default());
     };
     let meta: Meta = serde_json::from_slice(&meta).map_err(|error| corrupt("meta/checkpoint", error))?;
-    if meta.version != VERSION {
-        return Err(corrupt("meta/checkpoint", format!("version {} (this build reads {VERSION})", meta.version)));
+    if !(OLDEST_READ..=VERSION).contains(&meta.version) {
+        return Err(corrupt(
+            "meta/checkpoint",
+            format!("version {} (this build reads {OLDEST_READ} to {VERSION})", meta.version),
+        ));
     }
     let globals = store
         .get(GLOBALS)?
         .ok_or_else(|| corrupt("engine/globals", "missing"))?;
     let mut parts = SnapshotParts::default();
-    let mut slots = StoredSlots::default();
+    let mut slots = StoredKeys::default();
     scan_parts(store, INSTANCE_PREFIX, &mut |slot, bytes| {
         slots.instances.insert(slot);
         parts.add_instance(slot, bytes)
@@ -173,12 +283,56 @@ pub fn load(store: &dyn Store) -> Result<Restored, CheckpointError> {
         let key = String::from_utf8_lossy(key);
         let seq = key.strip_prefix(OUTBOX_PREFIX).and_then(|seq| seq.parse::<u64>().ok());
         match (seq, OutRecord::from_stored(value)) {
-            (Some(seq), Ok(record)) => restored.outbox.push((seq, record)),
+            (Some(seq), Ok(record)) => {
+                restored.slots.outbox.singles.insert(seq);
+                restored.outbox.push((seq, record));
+            }
             (_, Err(error)) => problem = Some(corrupt(key.to_string(), error)),
             (None, _) => problem = Some(corrupt(key.to_string(), "bad key")),
         }
         Ok(())
     })?;
+    let mut in_blocks: BTreeMap<u64, Vec<(u64, OutRecord)>> = BTreeMap::new();
+    store.scan_prefix(OUTBOX_BLOCK_PREFIX.as_bytes(), &mut |key, value| {
+        let key = String::from_utf8_lossy(key);
+        let first = key.strip_prefix(OUTBOX_BLOCK_PREFIX).and_then(|seq| seq.parse::<u64>().ok());
+        match (first, OutRecord::block_from_stored(value)) {
+            (Some(first), Ok(records)) if records.first().is_some_and(|(seq, _)| *seq == first) => {
+                in_blocks.insert(first, records);
+            }
+            (_, Err(error)) => problem = Some(corrupt(key.to_string(), error)),
+            (_, Ok(_)) => problem = Some(corrupt(key.to_string(), "bad key")),
+        }
+        Ok(())
+    })?;
+    let mut acked: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    store.scan_prefix(OUTBOX_ACKED_PREFIX.as_bytes(), &mut |key, value| {
+        let key = String::from_utf8_lossy(key);
+        let first = key.strip_prefix(OUTBOX_ACKED_PREFIX).and_then(|seq| seq.parse::<u64>().ok());
+        match (first, postcard::from_bytes::<Vec<u64>>(value)) {
+            (Some(first), Ok(seqs)) if in_blocks.contains_key(&first) => {
+                acked.insert(first, seqs);
+            }
+            (_, Err(error)) => problem = Some(corrupt(key.to_string(), error)),
+            (_, Ok(_)) => problem = Some(corrupt(key.to_string(), "no such block")),
+        }
+        Ok(())
+    })?;
+    for (first, records) in in_blocks {
+        let acked = acked.remove(&first).unwrap_or_default();
+        let block = Block {
+            last: records.last().map_or(first, |(seq, _)| *seq),
+            records: records.len(),
+            acked,
+        };
+        restored.outbox.extend(
+            records
+                .into_iter()
+                .filter(|(seq, _)| block.acked.binary_search(seq).is_err()),
+        );
+        restored.slots.outbox.blocks.insert(first, block);
+    }
+    restored.outbox.sort_by_key(|(seq, _)| *seq);
     match problem {
         Some(error) => Err(error),
         None => Ok(restored),
@@ -208,7 +362,7 @@ pub fn write(
     engine: &mut Engine,
     positions: &[(TopicPartition, ResumePosition)],
     outbox: &mut Outbox,
-    stored: &mut StoredSlots,
+    stored: &mut StoredKeys,
     now: Millis,
 ) -> Result<Written, StoreError> {
     let changes = engine.take_changes();
@@ -262,15 +416,9 @@ pub fn write(
     let outbox_changes = outbox.changes();
     written.outbox_added = outbox_changes.added.len();
     written.outbox_removed = outbox_changes.removed.len();
-    for (seq, record) in &outbox_changes.added {
-        batch.put(
-            format!("{OUTBOX_PREFIX}{seq:020}").into_bytes(),
-            record.to_stored(),
-        );
-    }
-    for seq in &outbox_changes.removed {
-        batch.delete(format!("{OUTBOX_PREFIX}{seq:020}").into_bytes());
-    }
+    after
+        .outbox
+        .update(&mut batch, &outbox_changes.added, &outbox_changes.removed);
     let meta = Meta {
         version: VERSION,
         flows: engine.flows().iter().map(|flow| flow.def.name.clone()).collect(),

@@ -251,15 +251,27 @@ impl ProducerContext for ProducerHooks {
 /// The producer.
 pub type OutboxProducer = ThreadedProducer<ProducerHooks>;
 
+/// The producer with the two ends of its delivery reports.
+pub struct DaemonProducer {
+    pub producer: OutboxProducer,
+    /// Where delivery reports are sent (also used to report a record the producer refused).
+    pub reports: mpsc::Sender<Delivery>,
+    pub deliveries: mpsc::Receiver<Delivery>,
+}
+
 /// Builds the idempotent producer (acks=all) and the channel its delivery reports arrive on.
-pub fn producer(config: &Config) -> KafkaResult<(OutboxProducer, mpsc::Receiver<Delivery>)> {
+pub fn producer(config: &Config) -> KafkaResult<DaemonProducer> {
     let (sender, receiver) = mpsc::channel();
     let producer = producer_config(config)
         .create_with_context(ProducerHooks {
-            deliveries: Mutex::new(sender),
+            deliveries: Mutex::new(sender.clone()),
         })
         .map_err(|error| redacted(config, error))?;
-    Ok((producer, receiver))
+    Ok(DaemonProducer {
+        producer,
+        reports: sender,
+        deliveries: receiver,
+    })
 }
 
 /// The producer's librdkafka properties: defaults, the pass-through properties, then

@@ -152,7 +152,11 @@ pub fn start_with(
         }
     }
     let consumer = kafka::consumer(&config, shared.clone())?;
-    let (producer, deliveries) = kafka::producer(&config)?;
+    let kafka::DaemonProducer {
+        producer,
+        reports,
+        deliveries,
+    } = kafka::producer(&config)?;
     let (handle, requests) = tracker::channel();
     let status = Arc::new(Status::new());
     let worker = worker::Worker {
@@ -160,7 +164,8 @@ pub fn start_with(
         store,
         consumer: Arc::new(consumer),
         shared,
-        producer,
+        producer: Arc::new(producer),
+        reports,
         deliveries,
         requests: Some(requests),
         status: status.clone(),

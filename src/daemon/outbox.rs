@@ -75,7 +75,8 @@ mod payload_form {
 
 #[derive(Debug)]
 struct Entry {
-    record: OutRecord,
+    /// Shared with the thread that hands it to the producer while it is in flight.
+    record: Arc<OutRecord>,
     in_flight: bool,
 }
 
@@ -113,7 +114,7 @@ impl Outbox {
             outbox.entries.insert(
                 seq,
                 Entry {
-                    record,
+                    record: Arc::new(record),
                     in_flight: false,
                 },
             );
@@ -130,7 +131,7 @@ impl Outbox {
         self.entries.insert(
             seq,
             Entry {
-                record,
+                record: Arc::new(record),
                 in_flight: false,
             },
         );
@@ -159,7 +160,7 @@ impl Outbox {
     }
 
     /// The next entry to send now, marked in flight.
-    pub fn next_to_send(&mut self, now: Millis) -> Option<(u64, &OutRecord)> {
+    pub fn next_to_send(&mut self, now: Millis) -> Option<(u64, Arc<OutRecord>)> {
         while let Some(&(due, seq)) = self.retry.first() {
             if due > now {
                 break;
@@ -172,7 +173,7 @@ impl Outbox {
             if let Some(entry) = self.entries.get_mut(&seq) {
                 if !entry.in_flight {
                     entry.in_flight = true;
-                    return Some((seq, &self.entries[&seq].record));
+                    return Some((seq, entry.record.clone()));
                 }
             }
         }
@@ -187,7 +188,7 @@ impl Outbox {
     }
 
     /// The broker acknowledged it: the entry is removed and returned (for counting by topic).
-    pub fn acknowledged(&mut self, seq: u64) -> Option<OutRecord> {
+    pub fn acknowledged(&mut self, seq: u64) -> Option<Arc<OutRecord>> {
         let entry = self.entries.remove(&seq)?;
         self.bytes -= entry.record.payload.len();
         self.acknowledged += 1;
@@ -218,7 +219,7 @@ impl Outbox {
             .added
             .iter()
             .filter(|seq| !removed_set.contains(seq))
-            .filter_map(|seq| self.entries.get(seq).map(|entry| (*seq, &entry.record)))
+            .filter_map(|seq| self.entries.get(seq).map(|entry| (*seq, &*entry.record)))
             .collect();
         let removed = self
             .removed

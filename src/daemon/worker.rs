@@ -30,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 mod outputs;
 mod partitions;
 mod reader;
+mod sender;
 
 use reader::{Event, Held, Read, Reader, ReaderSetup, Wall};
+use sender::Sender;
 
 /// Most records taken from the reader per turn.
 const BATCH: usize = 5_000;
@@ -51,7 +53,9 @@ pub struct Worker {
     pub(super) store: Box<dyn Store>,
     pub(super) consumer: Arc<FlowConsumer>,
     pub(super) shared: Arc<Shared>,
-    pub(super) producer: OutboxProducer,
+    pub(super) producer: Arc<OutboxProducer>,
+    /// Where delivery reports go (the sender thread reports refused records there).
+    pub(super) reports: mpsc::Sender<Delivery>,
     pub(super) deliveries: mpsc::Receiver<Delivery>,
     pub(super) requests: Option<TrackerRequests>,
     pub(super) status: Arc<Status>,
@@ -59,7 +63,7 @@ pub struct Worker {
     /// Positions restored from the store: records read again below them were applied before.
     pub(super) restored_positions: HashMap<TopicPartition, ResumePosition>,
     /// The engine slots with parts in the store (see `checkpoint::write`).
-    pub(super) stored_slots: checkpoint::StoredSlots,
+    pub(super) stored_slots: checkpoint::StoredKeys,
     /// Prometheus metrics (rendered by the HTTP side).
     pub(super) metrics: Metrics,
     /// Readiness facts for `/readyz`.
@@ -77,6 +81,8 @@ struct Run {
     out_topics: OutTopics,
     /// The thread that polls, decodes and matches.
     reader: Reader,
+    /// The thread that hands the outbox's records to the producer.
+    sender: Sender,
     aligner: Aligner<Held>,
     outputs: Vec<Output>,
     /// Partitions paused by the merge's flow control.
@@ -124,8 +130,10 @@ impl Worker {
             wall: wall.clone(),
             max_clock_skew: self.config.tracking.max_clock_skew,
         })?;
+        let sender = Sender::start(self.producer.clone(), self.reports.clone())?;
         let mut run = Run {
             reader,
+            sender,
             out_topics: OutTopics {
                 signals: shared_topic(&self.config.outputs.signals_topic),
                 alerts: shared_topic(&self.config.outputs.alerts_topic),
@@ -193,7 +201,7 @@ impl Worker {
         }
         self.update_positions(run, real);
         self.advance(run);
-        self.publish(real);
+        self.publish(run, real);
         self.flow_control(run);
         let now = real.now();
         let spacing = self
@@ -484,12 +492,13 @@ impl Worker {
         let saved = self.checkpoint(run, real.now());
         let deadline = real.now() + self.config.outputs.flush_timeout;
         while !self.outbox.is_empty() && real.now() < deadline {
-            self.publish(real);
+            self.publish(run, real);
             std::thread::sleep(Duration::from_millis(10));
         }
         kafka::flush(&self.producer, Duration::from_millis(100));
-        self.publish(real);
+        self.publish(run, real);
         let saved = self.checkpoint(run, real.now()) || saved;
+        run.sender.stop();
         if !self.outbox.is_empty() {
             tracing::warn!(left = self.outbox.len(), "The outbox did not drain in time; it is kept and sent at the next start.");
         }

@@ -5,7 +5,6 @@
 use super::{OutTopics, Run, Worker, RETRY_AFTER};
 use crate::clock::{Clock, SystemClock};
 use crate::daemon::align::TopicPartition;
-use crate::daemon::kafka;
 use crate::daemon::outbox::OutRecord;
 use crate::engine::{Output, Signal};
 use crate::record::Record;
@@ -107,7 +106,7 @@ impl Worker {
     }
 
     /// Hands waiting outbox entries to the producer and collects delivery reports.
-    pub(super) fn publish(&mut self, real: &SystemClock) {
+    pub(super) fn publish(&mut self, run: &Run, real: &SystemClock) {
         // Acknowledgements counted by topic, then added to the metrics once per topic.
         let mut published: Vec<(Arc<str>, u64)> = Vec::new();
         while let Ok((seq, outcome)) = self.deliveries.try_recv() {
@@ -118,7 +117,7 @@ impl Worker {
                     };
                     match published.iter_mut().find(|(topic, _)| *topic == record.topic) {
                         Some((_, count)) => *count += 1,
-                        None => published.push((record.topic, 1)),
+                        None => published.push((record.topic.clone(), 1)),
                     }
                 }
                 Err(error) => {
@@ -135,18 +134,12 @@ impl Worker {
             self.metrics.count_published(topic, *count);
         }
         let now = real.now();
-        loop {
-            let (seq, result) = match self.outbox.next_to_send(now) {
-                None => break,
-                Some((seq, record)) => (seq, kafka::send(&self.producer, seq, record)),
-            };
-            match result {
-                Ok(()) => {}
-                Err(true) => {
-                    self.outbox.not_taken(seq);
-                    break;
-                }
-                Err(false) => self.outbox.failed(seq, now + RETRY_AFTER),
+        while let Some((seq, record)) = self.outbox.next_to_send(now) {
+            if !run.sender.send(seq, record) {
+                // The sender thread is gone (it panicked): the entry stays in flight, and in
+                // the outbox, until the next start sends it again.
+                tracing::error!("The sender thread stopped; unsent records wait for the next start.");
+                break;
             }
         }
         self.status

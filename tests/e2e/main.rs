@@ -223,7 +223,7 @@ fn read_back(brokers: &str, topics: &[String], also: &[String]) -> (Vec<Record<'
             continue;
         }
         match daemon::kafka::decode(&message, 0) {
-            Decoded::Record(record) => records.push(record),
+            Decoded::Record(record) => records.push(record.into_owned()),
             Decoded::Undecodable { .. } => undecodable.push((place.0.clone(), place.1, message.offset())),
         }
         next.insert(place, message.offset() + 1);

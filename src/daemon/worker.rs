@@ -201,7 +201,7 @@ impl Worker {
         }
         self.update_positions(run, real);
         self.advance(run);
-        self.publish(run, real);
+        self.publish(run, real)?;
         self.flow_control(run);
         let now = real.now();
         let spacing = self
@@ -492,11 +492,15 @@ impl Worker {
         let saved = self.checkpoint(run, real.now());
         let deadline = real.now() + self.config.outputs.flush_timeout;
         while !self.outbox.is_empty() && real.now() < deadline {
-            self.publish(run, real);
+            if let Err(error) = self.publish(run, real) {
+                tracing::error!(%error, "The outbox cannot be flushed; it is kept and sent at the next start.");
+                break;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         kafka::flush(&self.producer, Duration::from_millis(100));
-        self.publish(run, real);
+        // Collects the last delivery reports; a sender gone was reported just above.
+        let _ = self.publish(run, real);
         let saved = self.checkpoint(run, real.now()) || saved;
         run.sender.stop();
         if !self.outbox.is_empty() {

@@ -105,8 +105,9 @@ impl Worker {
         });
     }
 
-    /// Hands waiting outbox entries to the producer and collects delivery reports.
-    pub(super) fn publish(&mut self, run: &Run, real: &SystemClock) {
+    /// Hands waiting outbox entries to the producer and collects delivery reports. Fails only
+    /// when the sender thread is gone (it panicked): nothing could be published any more.
+    pub(super) fn publish(&mut self, run: &Run, real: &SystemClock) -> anyhow::Result<()> {
         // Acknowledgements counted by topic, then added to the metrics once per topic.
         let mut published: Vec<(Arc<str>, u64)> = Vec::new();
         while let Ok((seq, outcome)) = self.deliveries.try_recv() {
@@ -136,14 +137,13 @@ impl Worker {
         let now = real.now();
         while let Some((seq, record)) = self.outbox.next_to_send(now) {
             if !run.sender.send(seq, record) {
-                // The sender thread is gone (it panicked): the entry stays in flight, and in
-                // the outbox, until the next start sends it again.
-                tracing::error!("The sender thread stopped; unsent records wait for the next start.");
-                break;
+                // The entry stays in flight, and in the outbox: the next start sends it again.
+                anyhow::bail!("the producer's sender thread stopped unexpectedly");
             }
         }
         self.status
             .outbox_len
             .store(self.outbox.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -183,7 +183,7 @@ pub struct Restored {
     pub positions: HashMap<TopicPartition, ResumePosition>,
     pub outbox: Vec<(u64, OutRecord)>,
     pub written_at: Option<Millis>,
-    /// The slots with parts in the store, for [`write`].
+    /// What the store holds that [`write`] updates: slots with parts, outbox blocks.
     pub slots: StoredKeys,
 }
 
@@ -354,7 +354,8 @@ pub struct Written {
 
 /// Writes one checkpoint atomically and durably: what changed in the engine since the last
 /// one, the positions and the outbox changes. `stored` says which slots have parts in `store`
-/// (from [`load`], or empty for an empty store) and is kept up to date. On error nothing of it
+/// and where its outbox records are (from [`load`], or empty for an empty store) and is kept
+/// up to date. On error nothing of it
 /// counts as written (the engine's changes and the outbox changes stay pending for the next
 /// attempt).
 pub fn write(

@@ -171,7 +171,7 @@ pub fn start_with(
         status: status.clone(),
         outbox: outbox::Outbox::restore(restored.outbox),
         restored_positions: restored.positions,
-        stored_slots: restored.slots,
+        stored_keys: restored.slots,
         metrics,
         health,
         clock,

@@ -62,8 +62,9 @@ pub struct Worker {
     pub(super) outbox: Outbox,
     /// Positions restored from the store: records read again below them were applied before.
     pub(super) restored_positions: HashMap<TopicPartition, ResumePosition>,
-    /// The engine slots with parts in the store (see `checkpoint::write`).
-    pub(super) stored_slots: checkpoint::StoredKeys,
+    /// What the store holds that checkpoints update: slots with parts, outbox blocks (see
+    /// `checkpoint::write`).
+    pub(super) stored_keys: checkpoint::StoredKeys,
     /// Prometheus metrics (rendered by the HTTP side).
     pub(super) metrics: Metrics,
     /// Readiness facts for `/readyz`.
@@ -439,7 +440,7 @@ impl Worker {
             self.tracker.engine_mut(),
             &positions,
             &mut self.outbox,
-            &mut self.stored_slots,
+            &mut self.stored_keys,
             self.clock.now(),
         );
         let cost = SystemClock.now() - started;

@@ -275,3 +275,37 @@ fn a_paused_partition_resumes_when_the_slower_ones_have_caught_up() {
     assert_eq!(aligner.waiting(), 2, "more than half the bound still waits");
     assert_eq!(aligner.flow_control().resume, vec![tp("b", 0)]);
 }
+
+/// A partition that sorts before those already known, assigned while their records wait, shifts
+/// their ranks: the waiting records keep their partitions and the merged order (ties by topic,
+/// partition, offset), and a record read twice while it waits is released once.
+#[test]
+fn a_partition_added_while_records_wait_keeps_their_partitions_and_order() {
+    let mut aligner: Aligner<&str> = Aligner::new(0, 1_000);
+    aligner.read(&tp("t", 1), 0, 100, "t/1@0");
+    aligner.read(&tp("t", 1), 1, 50, "t/1@1");
+    aligner.read(&tp("t", 1), 1, 50, "t/1@1 again");
+    aligner.assign(tp("t", 0), None);
+    aligner.read(&tp("t", 0), 0, 100, "t/0@0");
+    aligner.read(&tp("s", 3), 0, 100, "s/3@0");
+    for partition in [tp("s", 3), tp("t", 0), tp("t", 1)] {
+        aligner.set_caught_up(&partition, true);
+    }
+    let clock = aligner.clock(1_000);
+    let mut released = Vec::new();
+    while let Some((partition, offset, time, record)) = aligner.pop_ready(clock) {
+        released.push((partition.0.to_string(), partition.1, offset, time, record));
+    }
+    let expected = [
+        ("t", 1, 1, 50, "t/1@1"),
+        ("s", 3, 0, 100, "s/3@0"),
+        ("t", 0, 0, 100, "t/0@0"),
+        ("t", 1, 0, 100, "t/1@0"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|&(topic, partition, offset, time, record)| (topic.to_string(), partition, offset, time, record))
+        .collect();
+    assert_eq!(released, expected);
+    assert_eq!(aligner.waiting(), 0);
+}

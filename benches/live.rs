@@ -280,6 +280,13 @@ struct DaemonRun {
     /// The same for its reader thread, and for the whole process.
     reader_us: f64,
     cpu_us: f64,
+    /// Seconds from the first record read to the first one finished with (the live merge
+    /// holds records until every partition has been read past them), and the whole span.
+    first_done: f64,
+    seconds: f64,
+    /// The most outbox entries not yet acknowledged seen during the span, and at its end.
+    outbox_most: u64,
+    outbox_end: u64,
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
@@ -316,6 +323,8 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     let status = running.status.clone();
     let began = Instant::now();
     let mut first = None;
+    let mut first_done = None;
+    let mut outbox_most = 0;
     let mut cpu_at_first = (None, None, None);
     loop {
         let done = status.records_done.load(Ordering::Relaxed) as usize;
@@ -323,6 +332,10 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
             first = Some(Instant::now());
             cpu_at_first = (thread_cpu_ns(WORKER_THREAD), thread_cpu_ns(READER_THREAD), process_cpu_ns());
         }
+        if first_done.is_none() && done > 0 {
+            first_done = first.map(|first: Instant| first.elapsed());
+        }
+        outbox_most = outbox_most.max(status.outbox_len.load(Ordering::Relaxed));
         if done >= records {
             break;
         }
@@ -334,6 +347,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     let reader_us = per_record_us(cpu_at_first.1, thread_cpu_ns(READER_THREAD), records);
     let cpu_us = per_record_us(cpu_at_first.2, process_cpu_ns(), records);
     let checkpoints = status.checkpoints.load(Ordering::Relaxed);
+    let outbox_end = status.outbox_len.load(Ordering::Relaxed);
     cancel.cancel();
     running.join().expect("clean shutdown");
     DaemonRun {
@@ -342,6 +356,10 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
         worker_us,
         reader_us,
         cpu_us,
+        first_done: first_done.map_or(f64::NAN, |wait| wait.as_secs_f64()),
+        seconds,
+        outbox_most,
+        outbox_end,
     }
 }
 
@@ -391,6 +409,10 @@ fn main() {
             daemon.cpu_us,
             daemon.worker_us,
             daemon.reader_us
+        );
+        println!(
+            "       daemon: first record finished {:.3} s into the {:.3} s span; outbox (unacknowledged) at most {}, {} at the end",
+            daemon.first_done, daemon.seconds, daemon.outbox_most, daemon.outbox_end
         );
         base_best = base_best.max(base.rate);
         base_cpu_best = base_cpu_best.min(base.cpu_us);

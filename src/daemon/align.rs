@@ -13,7 +13,7 @@
 
 use crate::time::Millis;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 /// A topic partition.
@@ -45,8 +45,12 @@ struct Partition {
     max_time: Option<Millis>,
     /// It has no unread records (its read position reached the high watermark).
     caught_up: bool,
-    /// Offsets read and still waiting.
-    held: BTreeSet<i64>,
+    /// Offsets read and still waiting, ascending (read in offset order: added at the back).
+    held: VecDeque<i64>,
+    /// Its waiting records in merged order, (time, offset): a partition is read in offset order
+    /// and mostly in time order, so a record normally joins at the back; only a record older
+    /// than one read before it is inserted further in.
+    queue: VecDeque<Waiting>,
     /// One past the highest offset read (or the resume offset before any read).
     next_offset: Option<i64>,
     /// The stored position it resumed from, while reading again has not passed its `until`:
@@ -54,19 +58,34 @@ struct Partition {
     /// checkpoints must keep saying so (see [`Aligner::resume_positions`]).
     restored: Option<ResumePosition>,
     paused: bool,
-    /// Its place in (topic, partition) order among the known partitions (see [`Place`]).
+    /// Its place in (topic, partition) order among the known partitions (see [`Head`]).
     rank: u32,
 }
 
-/// A waiting record's place in the merged order: (time, topic, partition, offset), with the
-/// topic and partition as the partition's rank in their order, so that places compare as
-/// integers. Its record is in the aligner's slab at `slot`.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Place {
+/// A waiting record in its partition's queue; the record itself is in the aligner's slab at
+/// `slot`.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    time: Millis,
+    offset: i64,
+    slot: u32,
+}
+
+impl Waiting {
+    fn key(&self) -> (Millis, i64) {
+        (self.time, self.offset)
+    }
+}
+
+/// The first waiting record of a partition, as the merge's heap orders it: (time, topic,
+/// partition, offset), with the topic and partition as the partition's rank in their order,
+/// so that heads compare as integers. An entry is current while its partition's queue still
+/// starts with that record; others are stale and skipped (see [`Aligner::pop_ready`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
     time: Millis,
     rank: u32,
     offset: i64,
-    slot: u32,
 }
 
 /// The merge of partitions into event-time order. `R` is whatever the shell keeps per record.
@@ -76,11 +95,12 @@ pub struct Aligner<R> {
     partitions: BTreeMap<TopicPartition, Partition>,
     /// The known partitions by rank (a revoked one stays until ranks are next renumbered).
     by_rank: Vec<TopicPartition>,
-    /// The waiting records' places, earliest first: a binary heap of small integer keys (an
-    /// insert costs a few comparisons on average, and the heap is one array; a `BTreeMap`
-    /// keyed by topic name and holding the records was a fifth of the worker's time), with
-    /// the records themselves in `records`.
-    waiting: BinaryHeap<Reverse<Place>>,
+    /// The merge: the partitions' first waiting records, earliest first, so that releasing a
+    /// record costs a few comparisons in a heap of one entry per partition. (One heap of
+    /// every waiting record was a tenth of the worker's time with 200 k records waiting, most
+    /// of it cache misses; a `BTreeMap` keyed by topic name holding the records, a fifth.)
+    heads: BinaryHeap<Reverse<Head>>,
+    /// The waiting records, where the partitions' queues point.
     records: slab::Slab<R>,
     /// The clock never moves back.
     clock: Millis,
@@ -101,7 +121,7 @@ impl<R> Aligner<R> {
             max_held: max_held.max(1),
             partitions: BTreeMap::new(),
             by_rank: Vec::new(),
-            waiting: BinaryHeap::new(),
+            heads: BinaryHeap::new(),
             // Room for the records that normally wait at most, reserved up front (the first
             // records otherwise paid for the slab being copied each time it grew).
             records: slab::Slab::with_capacity(max_held.clamp(1, 1 << 20)),
@@ -143,46 +163,35 @@ impl<R> Aligner<R> {
     }
 
     /// Gives the partitions their ranks in (topic, partition) order after one was added, and
-    /// re-keys the waiting places whose partition's rank changed (rare: assignments change at
-    /// rebalances).
+    /// rebuilds the heap of heads with them (rare: assignments change at rebalances).
     fn renumber(&mut self) {
-        let mut new_rank = vec![u32::MAX; self.by_rank.len()];
         self.by_rank.clear();
         for (rank, (partition, state)) in self.partitions.iter_mut().enumerate() {
-            let rank = u32::try_from(rank).expect("fewer than 2^32 partitions");
-            if let Some(slot) = new_rank.get_mut(state.rank as usize) {
-                *slot = rank;
-            }
-            state.rank = rank;
+            state.rank = u32::try_from(rank).expect("fewer than 2^32 partitions");
             self.by_rank.push(partition.clone());
         }
-        if self.waiting.is_empty() {
-            return;
-        }
-        let places: Vec<Reverse<Place>> = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .map(|Reverse(place)| {
-                Reverse(Place {
-                    rank: new_rank[place.rank as usize],
-                    ..place
-                })
+        self.heads = self
+            .partitions
+            .values()
+            .filter_map(|state| {
+                let first = state.queue.front()?;
+                Some(Reverse(Head {
+                    time: first.time,
+                    rank: state.rank,
+                    offset: first.offset,
+                }))
             })
             .collect();
-        self.waiting = BinaryHeap::from(places);
     }
 
     /// A partition was revoked: its waiting records are dropped (they were never applied and
     /// will be read again by whoever owns it next).
     pub fn revoke(&mut self, partition: &TopicPartition) {
         if let Some(state) = self.partitions.remove(partition) {
-            let records = &mut self.records;
-            self.waiting.retain(|Reverse(place)| {
-                let keep = place.rank != state.rank;
-                if !keep {
-                    records.remove(place.slot as usize);
-                }
-                keep
-            });
+            for waiting in &state.queue {
+                self.records.remove(waiting.slot as usize);
+            }
+            self.heads.retain(|Reverse(head)| head.rank != state.rank);
         }
     }
 
@@ -193,24 +202,10 @@ impl<R> Aligner<R> {
 
     /// A record was read. `time` is its record time as the engine will see it.
     pub fn read(&mut self, partition: &TopicPartition, offset: i64, time: Millis, record: R) {
-        let state = self.state(partition);
+        self.state(partition);
+        let state = self.partitions.get_mut(partition).expect("just added");
         state.max_time = Some(state.max_time.map_or(time, |max| max.max(time)));
-        state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
-        if state.held.insert(offset) {
-            let rank = state.rank;
-            self.wait(time, rank, offset, record);
-        }
-    }
-
-    /// Queues a record (read once: a record read again while it waits is the same record).
-    fn wait(&mut self, time: Millis, rank: u32, offset: i64, record: R) {
-        let slot = u32::try_from(self.records.insert(record)).expect("fewer than 2^32 records wait");
-        self.waiting.push(Reverse(Place {
-            time,
-            rank,
-            offset,
-            slot,
-        }));
+        wait(state, &mut self.heads, &mut self.records, offset, time, record);
     }
 
     /// A record was read whose own time lies beyond the allowed clock skew: it waits to be
@@ -218,12 +213,9 @@ impl<R> Aligner<R> {
     /// partition's position, which stays where the partition's believable records put it. One
     /// producer with a wrong clock must not make the rest of its partition's backlog late.
     pub fn read_skewed(&mut self, partition: &TopicPartition, offset: i64, at: Millis, record: R) {
-        let state = self.state(partition);
-        state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
-        if state.held.insert(offset) {
-            let rank = state.rank;
-            self.wait(at, rank, offset, record);
-        }
+        self.state(partition);
+        let state = self.partitions.get_mut(partition).expect("just added");
+        wait(state, &mut self.heads, &mut self.records, offset, at, record);
     }
 
     /// A record was read and applied at once (undecodable, or skipped after a restart): only
@@ -284,20 +276,46 @@ impl<R> Aligner<R> {
     /// passed: a partition whose position equals a record's time may still deliver another
     /// record with that same time, which must come first if its partition sorts first.
     pub fn pop_ready(&mut self, clock: Millis) -> Option<(TopicPartition, i64, Millis, R)> {
-        if self.waiting.peek()?.0.time >= clock {
-            return None;
+        loop {
+            let Reverse(head) = *self.heads.peek()?;
+            let current = self
+                .by_rank
+                .get(head.rank as usize)
+                .and_then(|partition| Some((partition, self.partitions.get_mut(partition)?)))
+                .filter(|(_, state)| {
+                    state
+                        .queue
+                        .front()
+                        .is_some_and(|first| first.key() == (head.time, head.offset))
+                });
+            let Some((partition, state)) = current else {
+                // Stale: its record was released through a later entry, or its partition was
+                // revoked.
+                self.heads.pop();
+                continue;
+            };
+            if head.time >= clock {
+                return None;
+            }
+            let first = state.queue.pop_front().expect("checked above");
+            remove_sorted(&mut state.held, first.offset);
+            match state.queue.front() {
+                Some(next) => {
+                    // The partition's next record takes the top's place, sinking as far as it
+                    // belongs.
+                    *self.heads.peek_mut().expect("checked above") = Reverse(Head {
+                        time: next.time,
+                        rank: head.rank,
+                        offset: next.offset,
+                    });
+                }
+                None => {
+                    self.heads.pop();
+                }
+            }
+            let record = self.records.remove(first.slot as usize);
+            return Some((partition.clone(), first.offset, first.time, record));
         }
-        let Reverse(Place {
-            time,
-            rank,
-            offset,
-            slot,
-        }) = self.waiting.pop()?;
-        let partition = self.by_rank[rank as usize].clone();
-        if let Some(state) = self.partitions.get_mut(&partition) {
-            state.held.remove(&offset);
-        }
-        Some((partition, offset, time, self.records.remove(slot as usize)))
     }
 
     /// How far the engine's clock may move now: the live clock, but never past the point where
@@ -310,11 +328,11 @@ impl<R> Aligner<R> {
     /// its timer, with actions, instead of after the fact.)
     pub fn engine_target(&self, clock: Millis) -> Millis {
         let mut target = clock;
-        if let Some(Reverse(place)) = self.waiting.peek() {
-            target = target.min(place.time.saturating_sub(self.lateness));
-        }
-        for state in self.partitions.values().filter(|state| !state.caught_up) {
-            if let Some(time) = state.max_time {
+        for state in self.partitions.values() {
+            if let Some(first) = state.queue.front() {
+                target = target.min(first.time.saturating_sub(self.lateness));
+            }
+            if let (false, Some(time)) = (state.caught_up, state.max_time) {
                 target = target.min(time.saturating_sub(self.lateness.saturating_mul(2)));
             }
         }
@@ -323,7 +341,7 @@ impl<R> Aligner<R> {
 
     /// Records waiting.
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.records.len()
     }
 
     /// Which partitions to pause or resume: when too many records wait, every partition ahead
@@ -331,8 +349,8 @@ impl<R> Aligner<R> {
     /// up) resumes, or the clock would wait for it forever; below half the bound all resume.
     pub fn flow_control(&mut self) -> FlowControl {
         let mut control = FlowControl::default();
-        let over = self.waiting.len() >= self.max_held;
-        let under = self.waiting.len() < self.max_held / 2;
+        let over = self.records.len() >= self.max_held;
+        let under = self.records.len() < self.max_held / 2;
         let slowest = self
             .partitions
             .values()
@@ -381,6 +399,65 @@ impl<R> Aligner<R> {
                 Some((partition.clone(), ResumePosition { offset, held, until }))
             })
             .collect()
+    }
+}
+
+/// Moves the partition's read position past `offset` and queues the record, once: a record
+/// read again while it waits is the same record.
+fn wait<R>(
+    state: &mut Partition,
+    heads: &mut BinaryHeap<Reverse<Head>>,
+    records: &mut slab::Slab<R>,
+    offset: i64,
+    time: Millis,
+    record: R,
+) {
+    state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+    if !insert_sorted(&mut state.held, offset) {
+        return;
+    }
+    let slot = u32::try_from(records.insert(record)).expect("fewer than 2^32 records wait");
+    let waiting = Waiting { time, offset, slot };
+    let queue = &mut state.queue;
+    let at = match queue.back() {
+        Some(last) if last.key() > waiting.key() => queue.partition_point(|other| other.key() < waiting.key()),
+        _ => queue.len(),
+    };
+    queue.insert(at, waiting);
+    if at == 0 {
+        // A new first record: the heap learns it (an entry for the one it displaced, if any,
+        // is stale now).
+        heads.push(Reverse(Head {
+            time,
+            rank: state.rank,
+            offset,
+        }));
+    }
+}
+
+/// Adds `offset` to ascending `offsets` (at the back, normally); `false` if it is there already.
+fn insert_sorted(offsets: &mut VecDeque<i64>, offset: i64) -> bool {
+    match offsets.back() {
+        Some(&last) if last >= offset => match offsets.binary_search(&offset) {
+            Ok(_) => false,
+            Err(at) => {
+                offsets.insert(at, offset);
+                true
+            }
+        },
+        _ => {
+            offsets.push_back(offset);
+            true
+        }
+    }
+}
+
+/// Removes `offset` from ascending `offsets` (at the front, normally).
+fn remove_sorted(offsets: &mut VecDeque<i64>, offset: i64) {
+    if offsets.front() == Some(&offset) {
+        offsets.pop_front();
+    } else if let Ok(at) = offsets.binary_search(&offset) {
+        offsets.remove(at);
     }
 }
 

@@ -75,6 +75,10 @@ pub struct Worker {
 struct OutTopics {
     signals: Option<Arc<str>>,
     alerts: Option<Arc<str>>,
+    /// Where a signal's JSON is written before it is copied out at its exact size (written
+    /// straight into a record's own buffer, the buffer grew two or three times a signal, and
+    /// the outbox kept up to half of each allocation unused).
+    scratch: Vec<u8>,
 }
 
 /// Loop state that is not configuration.
@@ -138,6 +142,7 @@ impl Worker {
             out_topics: OutTopics {
                 signals: shared_topic(&self.config.outputs.signals_topic),
                 alerts: shared_topic(&self.config.outputs.alerts_topic),
+                scratch: Vec::with_capacity(4096),
             },
             aligner: Aligner::new(
                 self.config.tracking.allowed_lateness,

@@ -21,7 +21,7 @@ impl Worker {
         self.metrics.observe_outputs(&outputs);
         for output in &outputs {
             match output {
-                Output::Emit(signal) => self.emit(&run.out_topics, signal),
+                Output::Emit(signal) => self.emit(&mut run.out_topics, signal),
                 Output::Publish(action) => {
                     self.outbox.push(OutRecord {
                         topic: Arc::from(action.topic.as_str()),
@@ -51,9 +51,10 @@ impl Worker {
         run.outputs = outputs;
     }
 
-    pub(super) fn emit(&mut self, topics: &OutTopics, signal: &Signal) {
-        let mut payload = Vec::with_capacity(256);
-        signal.write_json(&mut payload);
+    pub(super) fn emit(&mut self, topics: &mut OutTopics, signal: &Signal) {
+        topics.scratch.clear();
+        signal.write_json(&mut topics.scratch);
+        let mut payload = topics.scratch.as_slice().to_vec();
         let mut headers = vec![(
             Cow::Borrowed("content-type"),
             Cow::Borrowed("application/cloudevents+json; charset=UTF-8"),

@@ -9,11 +9,21 @@
 //! just before the earliest waiting record, exactly as a replay of the merged stream would.
 //!
 //! Flow control: when too many records wait, partitions that run ahead of the clock are paused;
-//! the slowest ones never are, so the clock always moves. Pure: no Kafka, no wall-clock reads.
+//! the slowest ones never are, so the clock always moves.
+//!
+//! The merge covers every partition of the flows' topics, not only the assigned ones: the
+//! state is not sharded, so a partition of those topics that another member of the group holds
+//! (a killed predecessor whose session has not expired yet, or a second daemon) has records
+//! this daemon will have to apply in order, and the clock waits for it like for a partition
+//! that has not told its position yet (see [`Aligner::expect`]). Merging only the assigned
+//! partitions let a daemon restarted after a kill -9, owning half the partitions while the
+//! dead member's session ran out, move its clock to the wall clock and fire every timer of the
+//! other half early (found by the kill -9 loop against tansu). While it waits, flow control
+//! pauses everything beyond the bound. Pure: no Kafka, no wall-clock reads.
 
 use crate::time::Millis;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 /// A topic partition.
@@ -60,6 +70,9 @@ struct Partition {
     paused: bool,
     /// Its place in (topic, partition) order among the known partitions (see [`Head`]).
     rank: u32,
+    /// Assigned to this daemon; otherwise it is a partition of the flows' topics held
+    /// elsewhere, known only from metadata ([`Aligner::expect`]), and the clock waits for it.
+    assigned: bool,
 }
 
 /// A waiting record in its partition's queue; the record itself is in the aligner's slab at
@@ -93,6 +106,8 @@ pub struct Aligner<R> {
     lateness: Millis,
     max_held: usize,
     partitions: BTreeMap<TopicPartition, Partition>,
+    /// Every partition of the flows' topics, as the cluster's metadata last listed them.
+    expected: BTreeSet<TopicPartition>,
     /// The known partitions by rank (a revoked one stays until ranks are next renumbered).
     by_rank: Vec<TopicPartition>,
     /// The merge: the partitions' first waiting records, earliest first, so that releasing a
@@ -120,6 +135,7 @@ impl<R> Aligner<R> {
             lateness,
             max_held: max_held.max(1),
             partitions: BTreeMap::new(),
+            expected: BTreeSet::new(),
             by_rank: Vec::new(),
             heads: BinaryHeap::new(),
             // Room for the records that normally wait at most, reserved up front (the first
@@ -137,7 +153,13 @@ impl<R> Aligner<R> {
     /// A partition was assigned, resuming from a stored position if it has one; it counts as
     /// having unread records until told otherwise.
     pub fn assign(&mut self, partition: TopicPartition, resume: Option<ResumePosition>) {
-        if self.partitions.contains_key(&partition) {
+        if let Some(state) = self.partitions.get_mut(&partition) {
+            if !state.assigned {
+                // Held elsewhere until now: it has its rank, and nothing read.
+                state.assigned = true;
+                state.next_offset = resume.as_ref().map(|position| position.offset);
+                state.restored = resume;
+            }
             return;
         }
         self.partitions.insert(
@@ -145,18 +167,50 @@ impl<R> Aligner<R> {
             Partition {
                 next_offset: resume.as_ref().map(|position| position.offset),
                 restored: resume,
-                // New: it has no places to re-key.
                 rank: u32::MAX,
+                assigned: true,
                 ..Partition::default()
             },
         );
         self.renumber();
     }
 
+    /// Every partition of the flows' topics (from the cluster's metadata, after each change of
+    /// assignment): those not assigned here are held by another member of the group, and the
+    /// clock waits until they are assigned here. Replaces the previous list.
+    pub fn expect(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        self.expected = partitions.into_iter().collect();
+        let before = self.partitions.len();
+        let expected = &self.expected;
+        self.partitions
+            .retain(|partition, state| state.assigned || expected.contains(partition));
+        let mut changed = self.partitions.len() != before;
+        for partition in &self.expected {
+            if !self.partitions.contains_key(partition) {
+                self.partitions.insert(
+                    partition.clone(),
+                    Partition {
+                        rank: u32::MAX,
+                        ..Partition::default()
+                    },
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            self.renumber();
+        }
+    }
+
+    /// How many partitions of the flows' topics are held by another member of the group.
+    pub fn held_elsewhere(&self) -> usize {
+        self.partitions.values().filter(|state| !state.assigned).count()
+    }
+
     /// The state of a partition, added (as by [`Aligner::assign`] without a position) if it is
     /// not known yet.
     fn state(&mut self, partition: &TopicPartition) -> &mut Partition {
-        if !self.partitions.contains_key(partition) {
+        if !self.partitions.get(partition).is_some_and(|state| state.assigned) {
             self.assign(partition.clone(), None);
         }
         self.partitions.get_mut(partition).expect("just added")
@@ -187,17 +241,30 @@ impl<R> Aligner<R> {
     /// A partition was revoked: its waiting records are dropped (they were never applied and
     /// will be read again by whoever owns it next).
     pub fn revoke(&mut self, partition: &TopicPartition) {
-        if let Some(state) = self.partitions.remove(partition) {
-            for waiting in &state.queue {
-                self.records.remove(waiting.slot as usize);
+        let Some(state) = self.partitions.get_mut(partition).filter(|state| state.assigned) else {
+            return;
+        };
+        let state = std::mem::take(state);
+        for waiting in &state.queue {
+            self.records.remove(waiting.slot as usize);
+        }
+        self.heads.retain(|Reverse(head)| head.rank != state.rank);
+        if self.expected.contains(partition) {
+            // Still one of the flows': held elsewhere now, the clock waits for it.
+            if let Some(placeholder) = self.partitions.get_mut(partition) {
+                placeholder.rank = state.rank;
             }
-            self.heads.retain(|Reverse(head)| head.rank != state.rank);
+        } else {
+            self.partitions.remove(partition);
         }
     }
 
     /// The assigned partitions.
     pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
-        self.partitions.keys()
+        self.partitions
+            .iter()
+            .filter(|(_, state)| state.assigned)
+            .map(|(partition, _)| partition)
     }
 
     /// A record was read. `time` is its record time as the engine will see it.
@@ -357,12 +424,15 @@ impl<R> Aligner<R> {
             .filter(|state| !state.caught_up)
             .filter_map(|state| state.max_time)
             .min();
-        for (partition, state) in self.partitions.iter_mut() {
+        // A partition held elsewhere stops the clock whatever is read here: then every
+        // partition may be paused.
+        let elsewhere = self.partitions.values().any(|state| !state.assigned);
+        for (partition, state) in self.partitions.iter_mut().filter(|(_, state)| state.assigned) {
             let ahead = match (state.max_time, slowest) {
                 (Some(time), Some(slowest)) => time > slowest,
                 // Nothing known to be slower: pausing it could stop the clock.
                 _ => false,
-            };
+            } || elsewhere;
             if over && ahead && !state.paused {
                 state.paused = true;
                 control.pause.push(partition.clone());

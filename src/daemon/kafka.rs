@@ -154,6 +154,24 @@ pub fn subscribe(consumer: &FlowConsumer, topics: &[String]) -> KafkaResult<()> 
     consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// Every partition of `topics` as the cluster's metadata lists them now (one request per
+/// topic, each waiting at most `timeout`); a topic that does not exist has none. `Err` when
+/// the cluster did not answer.
+pub fn topic_partitions(consumer: &FlowConsumer, topics: &[String], timeout: Duration) -> KafkaResult<Vec<TopicPartition>> {
+    let mut partitions = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for found in metadata.topics() {
+            if found.error().is_some() {
+                continue;
+            }
+            let name: Arc<str> = Arc::from(found.name());
+            partitions.extend(found.partitions().iter().map(|partition| (name.clone(), partition.id())));
+        }
+    }
+    Ok(partitions)
+}
+
 /// Builds the consumer from [`consumer_config`].
 pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsumer> {
     consumer_config(config)

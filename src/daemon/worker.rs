@@ -134,6 +134,7 @@ impl Worker {
             consumer: self.consumer.clone(),
             shared: self.shared.clone(),
             correlator: self.tracker.engine().correlator(),
+            topics: topics.clone(),
             wall: wall.clone(),
             max_clock_skew: self.config.tracking.max_clock_skew,
         })?;
@@ -192,6 +193,7 @@ impl Worker {
             for event in batch {
                 match event {
                     Event::Assignment(changes) => self.assignment_changes(run, changes),
+                    Event::Expected(partitions) => self.expect_partitions(run, partitions),
                     Event::Record {
                         partition,
                         offset,

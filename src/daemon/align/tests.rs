@@ -309,3 +309,74 @@ fn a_partition_added_while_records_wait_keeps_their_partitions_and_order() {
     assert_eq!(released, expected);
     assert_eq!(aligner.waiting(), 0);
 }
+
+/// Found by the kill -9 loop against tansu: a daemon restarted while its dead predecessor's
+/// session ran on was given half the partitions, merged only those, moved its clock to the
+/// wall clock once they were read and fired the other half's timers early. A partition of the
+/// flows' topics that is not assigned here holds the clock until it is; taken away again, it
+/// holds it again; one no longer listed does not.
+#[test]
+fn a_partition_held_by_another_member_holds_the_clock() {
+    let mut aligner: Aligner<&str> = Aligner::new(0, 1_000);
+    aligner.expect([tp("t", 0), tp("t", 1)]);
+    aligner.assign(tp("t", 0), None);
+    assert_eq!(aligner.partitions().cloned().collect::<Vec<_>>(), vec![tp("t", 0)]);
+    assert_eq!(aligner.held_elsewhere(), 1);
+    aligner.read(&tp("t", 0), 0, 100, "t/0@0");
+    aligner.set_caught_up(&tp("t", 0), true);
+    assert!(!aligner.all_caught_up(), "t/1 is not read yet");
+    let clock = aligner.clock(1_000_000);
+    assert!(clock < 100, "the clock waits for t/1: {clock}");
+    assert!(aligner.pop_ready(clock).is_none());
+    assert_eq!(aligner.engine_target(clock), clock);
+
+    // t/1 is assigned here (after the other member's session expired), from a stored position.
+    aligner.assign(tp("t", 1), Some(ResumePosition { offset: 5, held: vec![], until: 5 }));
+    assert_eq!(aligner.held_elsewhere(), 0);
+    assert_eq!(aligner.next_offset(&tp("t", 1)), Some(5));
+    aligner.read(&tp("t", 1), 5, 50, "t/1@5");
+    aligner.set_caught_up(&tp("t", 1), true);
+    let clock = aligner.clock(1_000_000);
+    assert_eq!(clock, 1_000_000);
+    let released: Vec<&str> = std::iter::from_fn(|| aligner.pop_ready(clock).map(|(_, _, _, name)| name)).collect();
+    assert_eq!(released, ["t/1@5", "t/0@0"], "in time order, across both");
+
+    // Taken away again: it holds the clock again, and positions name only what is assigned.
+    aligner.revoke(&tp("t", 1));
+    assert_eq!(aligner.held_elsewhere(), 1);
+    aligner.read(&tp("t", 0), 1, 2_000_000, "t/0@1");
+    let clock = aligner.clock(3_000_000);
+    assert!(aligner.pop_ready(clock).is_none(), "t/1 holds the clock");
+    assert_eq!(
+        aligner.resume_positions().into_iter().map(|(partition, _)| partition).collect::<Vec<_>>(),
+        vec![tp("t", 0)]
+    );
+    // The topic shrank (or was recreated with one partition): t/1 no longer holds anything.
+    aligner.expect([tp("t", 0)]);
+    assert_eq!(aligner.held_elsewhere(), 0);
+    let clock = aligner.clock(3_000_000);
+    assert_eq!(aligner.pop_ready(clock).map(|(_, _, _, name)| name), Some("t/0@1"));
+}
+
+/// While a partition held elsewhere holds the clock, reading on cannot release anything: over
+/// the bound every assigned partition pauses (the slowest too), and they resume once the
+/// partition is assigned here and the waiting records drain below half the bound.
+#[test]
+fn waiting_for_another_members_partition_pauses_everything_over_the_bound() {
+    let mut aligner: Aligner<()> = Aligner::new(0, 2);
+    aligner.expect([tp("a", 0), tp("b", 0), tp("c", 0)]);
+    aligner.assign(tp("a", 0), None);
+    aligner.assign(tp("b", 0), None);
+    aligner.read(&tp("a", 0), 0, 100, ());
+    aligner.read(&tp("b", 0), 0, 200, ());
+    let control = aligner.flow_control();
+    assert_eq!(control.pause, vec![tp("a", 0), tp("b", 0)], "the slowest pauses too");
+    aligner.assign(tp("c", 0), None);
+    aligner.read(&tp("c", 0), 0, 300, ());
+    for partition in ["a", "b", "c"] {
+        aligner.set_caught_up(&tp(partition, 0), true);
+    }
+    let clock = aligner.clock(1_000);
+    while aligner.pop_ready(clock).is_some() {}
+    assert_eq!(aligner.flow_control().resume, vec![tp("a", 0), tp("b", 0)]);
+}

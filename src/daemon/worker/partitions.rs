@@ -39,7 +39,7 @@ impl Worker {
                     tracing::error!(
                         partitions = ?partitions,
                         group = %self.config.kafka.group_id,
-                        "Partitions were revoked: another consumer joined the group. One flowwatch daemon per consumer group is supported; stop the other one (or give it its own kafka.group_id). Tracking of the revoked partitions stops here."
+                        "Partitions were revoked: another consumer joined the group. One flowwatch daemon per consumer group is supported; stop the other one (or give it its own kafka.group_id). The live clock waits until the revoked partitions are assigned back."
                     );
                     self.status.group_conflict.store(true, Ordering::Relaxed);
                     self.give_up(run, &partitions);
@@ -59,6 +59,20 @@ impl Worker {
         self.status
             .partitions_assigned
             .store(run.aligner.partitions().count() as u64, Ordering::Relaxed);
+    }
+
+    /// Every partition of the flows' topics, listed after an assignment changed: the clock
+    /// waits for those held by another member of the group (see `align`).
+    pub(super) fn expect_partitions(&mut self, run: &mut Run, partitions: Vec<TopicPartition>) {
+        run.aligner.expect(partitions);
+        let elsewhere = run.aligner.held_elsewhere();
+        if elsewhere > 0 {
+            tracing::warn!(
+                partitions = elsewhere,
+                group = %self.config.kafka.group_id,
+                "Partitions of the flows' topics are assigned to another member of the group (a previous instance whose session has not expired yet, or a second daemon): the live clock waits until this daemon has them all, since applying the others alone would fire timers early."
+            );
+        }
     }
 
     /// Stops tracking partitions taken away. The engine keeps what it applied from them:
@@ -122,7 +136,7 @@ impl Worker {
         self.status.records_behind.store(behind, Ordering::Relaxed);
         self.status
             .caught_up
-            .store(!any_lag && !partitions.is_empty(), Ordering::Relaxed);
+            .store(!any_lag && !partitions.is_empty() && run.aligner.held_elsewhere() == 0, Ordering::Relaxed);
         let silent = real.now() - run.last_record_at;
         let healthy = !(any_lag && !run.all_paused && silent > self.config.kafka.watchdog_timeout);
         if !healthy && !run.watchdog_logged {

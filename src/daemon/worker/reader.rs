@@ -9,7 +9,7 @@
 //! checkpoints. A batch not yet taken when the daemon stops was never applied, so its records
 //! are read again at the next start like any record read after the last checkpoint.
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::daemon::align::TopicPartition;
 use crate::daemon::kafka::{self, AssignmentChange, Decoded, FlowConsumer, Shared};
 use crate::engine::correlate::{Correlator, Match};
@@ -32,6 +32,8 @@ const BATCH: usize = 2_000;
 const BATCHES_AHEAD: usize = 4;
 /// How long one poll waits for a record when the batch is empty.
 const POLL_WAIT: Duration = Duration::from_millis(20);
+/// How long a metadata request may take, and the wait before asking again after one failed.
+const METADATA_WAIT: Duration = Duration::from_secs(2);
 
 /// A record read and waiting for the clock, reduced to what applying it needs.
 pub(in crate::daemon) struct Held {
@@ -66,6 +68,9 @@ pub(in crate::daemon) enum Event {
     },
     /// Assignment changes reported by the rebalance callback before the records after them.
     Assignment(Vec<AssignmentChange>),
+    /// Every partition of the flows' topics, from the cluster's metadata after an assignment
+    /// changed (those not assigned here are held by another member of the group).
+    Expected(Vec<TopicPartition>),
 }
 
 /// The wall-clock time the daemon goes by, shared by the reader and the worker: the highest
@@ -103,6 +108,8 @@ pub(in crate::daemon) struct ReaderSetup {
     pub consumer: Arc<FlowConsumer>,
     pub shared: Arc<Shared>,
     pub correlator: Correlator,
+    /// The flows' topics (to list their partitions after each change of assignment).
+    pub topics: Vec<String>,
     pub wall: Wall,
     /// `tracking.max_clock_skew`.
     pub max_clock_skew: Millis,
@@ -175,8 +182,12 @@ impl Drop for Reader {
 
 fn read_loop(setup: &ReaderSetup, sender: &SyncSender<Vec<Event>>, stop: &AtomicBool) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    // When the partitions of the flows' topics are to be listed next (after an assignment
+    // changed, again while the cluster does not answer).
+    let mut list_partitions: Option<Millis> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut batch = Vec::new();
+        list_if_due(setup, &mut list_partitions, &mut batch);
         let mut records = 0;
         // "Now" is read once per batch: the polls after the first do not wait.
         let mut wall = None;
@@ -192,6 +203,10 @@ fn read_loop(setup: &ReaderSetup, sender: &SyncSender<Vec<Event>>, stop: &Atomic
             };
             if !changes.is_empty() {
                 batch.push(Event::Assignment(changes));
+                // Listed before any record read after the change, so that the worker never
+                // merges only the partitions it was given.
+                list_partitions = Some(Millis::MIN);
+                list_if_due(setup, &mut list_partitions, &mut batch);
             }
             match polled {
                 None => break,
@@ -221,6 +236,26 @@ fn read_loop(setup: &ReaderSetup, sender: &SyncSender<Vec<Event>>, stop: &Atomic
         }
         if !batch.is_empty() && sender.send(batch).is_err() {
             return;
+        }
+    }
+}
+
+/// Lists the partitions of the flows' topics if that is due (`Event::Expected`), or sets when
+/// to try again if the cluster does not answer.
+fn list_if_due(setup: &ReaderSetup, due: &mut Option<Millis>, batch: &mut Vec<Event>) {
+    // The real clock: retries are about the cluster, not about event or injected time.
+    let now = SystemClock.now();
+    if !due.is_some_and(|due| due <= now) {
+        return;
+    }
+    match kafka::topic_partitions(&setup.consumer, &setup.topics, METADATA_WAIT) {
+        Ok(partitions) => {
+            batch.push(Event::Expected(partitions));
+            *due = None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Could not list the partitions of the flows' topics; trying again.");
+            *due = Some(now.saturating_add(METADATA_WAIT.as_millis() as Millis));
         }
     }
 }

@@ -179,3 +179,75 @@ fn a_member_joining_and_leaving_mid_batch_changes_no_signal() {
     assert_eq!(applied as usize, on_flow_topics(&produced), "every record is applied once, none twice");
     assert_same_signals(&published, &expected);
 }
+
+/// A daemon started while another member of its group holds the partitions (as after a kill
+/// -9, while the dead member's session runs on) is given only some of them until that member
+/// leaves. It must not merge only those: with the wall clock a day past the stream, its clock
+/// jumped to the wall clock once its partitions were read, and fired the timers of instances
+/// whose events wait in the other partitions (found by the kill -9 loop against tansu). Its
+/// clock waits for the partitions held elsewhere; afterwards the signals equal a time-sorted
+/// replay's.
+#[test]
+fn a_daemon_given_some_partitions_while_another_member_holds_the_rest_fires_nothing_early() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let start = parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    let records = sim_stream(23, start, 6, 4.0);
+    let produced = produce_more(&brokers, &records, &mut Produced::default());
+    let group = "held-elsewhere";
+    let other = second_member(&brokers, group);
+    let holds = |other: &BaseConsumer| other.assignment().map(|list| list.count()).unwrap_or(0);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let _ = other.poll(Duration::from_millis(100));
+            holds(&other) > 0
+        }),
+        "the other member holds the partitions"
+    );
+    let state = TempDir::new("held-elsewhere");
+    let config = test_config(&brokers, &state.0, group, &[("FLOWWATCH__TRACKING__ALLOWED_LATENESS", "1h")]);
+    let engine_config = daemon::engine_config(&config);
+    let end = start + 86_400_000;
+    let clock = ManualClock::new(end);
+    let cancel = CancellationToken::new();
+    let running = daemon::start(config, shipped_flows(), Arc::new(clock), cancel.clone()).expect("daemon starts");
+    let status = running.status.clone();
+    let all_partitions = (input_topics().len() as i32 * PARTITIONS) as u64;
+    let assigned = || status.partitions_assigned.load(Ordering::Relaxed);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let _ = other.poll(Duration::from_millis(100));
+            assigned() > 0 && holds(&other) > 0
+        }),
+        "the daemon is given some of the partitions"
+    );
+    // Both hold partitions for three seconds: the daemon reads its own to the end.
+    let shared = Instant::now();
+    while shared.elapsed() < Duration::from_secs(3) {
+        let _ = other.poll(Duration::from_millis(100));
+    }
+    let (kept, read_while_shared) = (assigned(), status.records_read.load(Ordering::Relaxed));
+    assert!(kept < all_partitions && read_while_shared > 0, "{kept} partitions, {read_while_shared} records read");
+    assert_eq!(status.records_done.load(Ordering::Relaxed), 0, "nothing applied while partitions are held elsewhere");
+    drop(other);
+    assert!(
+        wait_for(Duration::from_secs(30), || assigned() == all_partitions),
+        "every partition comes to the daemon once the other member left"
+    );
+    assert!(settled(&status, on_flow_topics(&produced)), "the daemon settles");
+    let published = distinct_signals(read_all(
+        &brokers,
+        "flowwatch.signals",
+        Duration::from_secs(4),
+        Duration::from_secs(90),
+    ));
+    cancel.cancel();
+    running.join().expect("clean shutdown");
+    let expected = sorted(replay_sorted_until(&produced, engine_config, end));
+    eprintln!(
+        "held elsewhere: {} records, {kept} of {all_partitions} partitions and {read_while_shared} records read while shared; {} signals",
+        produced.len(),
+        expected.len()
+    );
+    assert_same_signals(&published, &expected);
+}

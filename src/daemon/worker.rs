@@ -35,7 +35,7 @@ mod sender;
 use reader::{Event, Held, Read, Reader, ReaderSetup, Wall};
 use sender::Sender;
 
-/// Most records taken from the reader, and most applied, per turn.
+/// Most records taken from the reader per turn.
 const BATCH: usize = 5_000;
 /// Back-off before a failed delivery is tried again.
 const RETRY_AFTER: Millis = 1_000;
@@ -99,8 +99,6 @@ struct Run {
     last_checkpoint_cost: Millis,
     last_record_at: Millis,
     force_checkpoint: bool,
-    /// The last turn stopped applying with records still released by the merge.
-    more_ready: bool,
     horizon_set: Millis,
     watchdog_logged: bool,
     /// Partitions that start fresh from a time (`kafka.start_from` = a time).
@@ -158,7 +156,6 @@ impl Worker {
             last_checkpoint_cost: 0,
             last_record_at: real.now(),
             force_checkpoint: false,
-            more_ready: false,
             horizon_set: Millis::MIN,
             watchdog_logged: false,
             fresh_from_time: HashSet::new(),
@@ -183,8 +180,7 @@ impl Worker {
     fn turn(&mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
         self.serve_requests(run);
         let mut taken = 0;
-        // Records the merge released are waiting to be applied: no time to wait for more.
-        let mut wait = if run.more_ready { Duration::ZERO } else { Duration::from_millis(20) };
+        let mut wait = Duration::from_millis(20);
         while taken < BATCH {
             let Some(batch) = run.reader.next(wait)? else {
                 break;
@@ -387,12 +383,6 @@ impl Worker {
         tracing::trace!(live = %time::format_rfc3339(live.max(0)), waiting = run.aligner.waiting(), "Live clock.");
         // Records counted by topic and result, added to the metrics once per turn.
         let mut counted: Vec<(Arc<str>, RecordResult, u64)> = Vec::new();
-        // At most a batch per turn: in between, the turn hands the signals to the sender
-        // thread, which publishes them while the next batch is applied (draining a backlog of
-        // 200 k records in one go left the sender idle until the end, and the outbox held
-        // every signal of the backlog at once), and the reader's batches are taken.
-        let mut applied = 0;
-        run.more_ready = false;
         while let Some(((topic, _), _, _, held)) = run.aligner.pop_ready(live) {
             let input = match held.skewed_at {
                 Some(now) => Input::SkewedRecordReceived {
@@ -416,11 +406,6 @@ impl Worker {
             }
             self.effects(run, Some(&held.record), true);
             self.status.records_done.fetch_add(1, Ordering::Relaxed);
-            applied += 1;
-            if applied == BATCH {
-                run.more_ready = true;
-                break;
-            }
         }
         if !counted.is_empty() {
             for (topic, result, records) in &counted {

@@ -243,9 +243,12 @@ fn read_loop(setup: &ReaderSetup, sender: &SyncSender<Vec<Event>>, stop: &Atomic
 /// Lists the partitions of the flows' topics if that is due (`Event::Expected`), or sets when
 /// to try again if the cluster does not answer.
 fn list_if_due(setup: &ReaderSetup, due: &mut Option<Millis>, batch: &mut Vec<Event>) {
+    let Some(when) = *due else {
+        return;
+    };
     // The real clock: retries are about the cluster, not about event or injected time.
     let now = SystemClock.now();
-    if !due.is_some_and(|due| due <= now) {
+    if when > now {
         return;
     }
     match kafka::topic_partitions(&setup.consumer, &setup.topics, METADATA_WAIT) {

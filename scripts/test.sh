@@ -2,8 +2,9 @@
 # The whole test suite, as the README says: build, unit and integration tests, clippy, the
 # shipped flows through `validate`, the conformance scenarios (when ../shared is beside the
 # checkout, as in CI), the benchmarks in quick mode so they never rot, a short fuzzing run
-# (scripts/fuzz.sh --quick), the end-to-end test against a real broker (scripts/e2e-tansu.sh),
-# the kill -9 torture of the daemon (scripts/torture.sh) and the page in a browser
+# (scripts/fuzz.sh --quick), the end-to-end tests against a real broker with the kill -9 loop
+# against it (E2E_TANSU_TORTURE=1 scripts/e2e-tansu.sh), the kill -9 torture of the daemon on
+# the mock cluster (scripts/torture.sh) and the page in a browser
 # (scripts/browser-test.sh).
 # Usage: scripts/test.sh            (from anywhere inside the repository)
 set -euo pipefail
@@ -42,8 +43,8 @@ bench/scale --quick
 step "fuzzing, quick mode (25 s per target; scripts/fuzz.sh for longer runs)"
 scripts/fuzz.sh --quick
 
-step "end-to-end against a real broker (tansu)"
-scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log
+step "end-to-end against a real broker (tansu), and the kill -9 loop against it"
+E2E_TANSU_TORTURE=1 scripts/e2e-tansu.sh 2>&1 | tee target/e2e-test.log
 
 step "kill -9 torture of the daemon, redb and sled (mock cluster)"
 scripts/torture.sh 2>&1 | tee target/torture-test.log

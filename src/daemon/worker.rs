@@ -99,6 +99,9 @@ struct Run {
     last_checkpoint_cost: Millis,
     last_record_at: Millis,
     force_checkpoint: bool,
+    /// Partitions of the flows' topics were held by another member of the group at the last
+    /// listing (logged when that ends).
+    waited_for_members: bool,
     horizon_set: Millis,
     watchdog_logged: bool,
     /// Partitions that start fresh from a time (`kafka.start_from` = a time).
@@ -156,6 +159,7 @@ impl Worker {
             last_checkpoint_cost: 0,
             last_record_at: real.now(),
             force_checkpoint: false,
+            waited_for_members: false,
             horizon_set: Millis::MIN,
             watchdog_logged: false,
             fresh_from_time: HashSet::new(),

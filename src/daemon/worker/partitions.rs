@@ -72,7 +72,10 @@ impl Worker {
                 group = %self.config.kafka.group_id,
                 "Partitions of the flows' topics are assigned to another member of the group (a previous instance whose session has not expired yet, or a second daemon): the live clock waits until this daemon has them all, since applying the others alone would fire timers early."
             );
+        } else if run.waited_for_members {
+            tracing::info!("Every partition of the flows' topics is assigned here now: the live clock moves on.");
         }
+        run.waited_for_members = elsewhere > 0;
     }
 
     /// Stops tracking partitions taken away. The engine keeps what it applied from them:

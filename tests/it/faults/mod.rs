@@ -78,6 +78,12 @@ pub fn committed(brokers: &str, group: &str) -> Vec<(String, i32, Option<i64>)> 
         .expect("committed offsets")
 }
 
+/// The distinct signals published to `flowwatch.signals`, read until the topic has been
+/// quiet for 4 s (at most 90 s).
+pub fn published_signals(brokers: &str) -> Vec<String> {
+    distinct_signals(read_all(brokers, "flowwatch.signals", Duration::from_secs(4), Duration::from_secs(90)))
+}
+
 /// Raw payloads of a topic, read from the beginning of every partition without joining a group
 /// (a group re-joined in the same test waits for the old member's session to time out), until
 /// nothing new comes for `quiet` after the first record, or `limit` passes.

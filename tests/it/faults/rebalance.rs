@@ -158,12 +158,7 @@ fn a_member_joining_and_leaving_mid_batch_changes_no_signal() {
         .expect("tokio runtime")
         .block_on(running.tracker.call(|tracker, _| tracker.engine().stats().records))
         .expect("the tracker answers");
-    let published = distinct_signals(read_all(
-        &brokers,
-        "flowwatch.signals",
-        Duration::from_secs(4),
-        Duration::from_secs(90),
-    ));
+    let published = published_signals(&brokers);
     cancel.cancel();
     running.join().expect("clean shutdown");
     let expected = sorted(replay_sorted_until(&produced, engine_config, end));
@@ -235,12 +230,7 @@ fn a_daemon_given_some_partitions_while_another_member_holds_the_rest_fires_noth
         "every partition comes to the daemon once the other member left"
     );
     assert!(settled(&status, on_flow_topics(&produced)), "the daemon settles");
-    let published = distinct_signals(read_all(
-        &brokers,
-        "flowwatch.signals",
-        Duration::from_secs(4),
-        Duration::from_secs(90),
-    ));
+    let published = published_signals(&brokers);
     cancel.cancel();
     running.join().expect("clean shutdown");
     let expected = sorted(replay_sorted_until(&produced, engine_config, end));

@@ -108,6 +108,8 @@ pub struct Aligner<R> {
     partitions: BTreeMap<TopicPartition, Partition>,
     /// Every partition of the flows' topics, as the cluster's metadata last listed them.
     expected: BTreeSet<TopicPartition>,
+    /// The assignment changed and the partitions have not been listed since: the clock waits.
+    unlisted: bool,
     /// The known partitions by rank (a revoked one stays until ranks are next renumbered).
     by_rank: Vec<TopicPartition>,
     /// The merge: the partitions' first waiting records, earliest first, so that releasing a
@@ -136,6 +138,7 @@ impl<R> Aligner<R> {
             max_held: max_held.max(1),
             partitions: BTreeMap::new(),
             expected: BTreeSet::new(),
+            unlisted: false,
             by_rank: Vec::new(),
             heads: BinaryHeap::new(),
             // Room for the records that normally wait at most, reserved up front (the first
@@ -179,6 +182,7 @@ impl<R> Aligner<R> {
     /// assignment): those not assigned here are held by another member of the group, and the
     /// clock waits until they are assigned here. Replaces the previous list.
     pub fn expect(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        self.unlisted = false;
         self.expected = partitions.into_iter().collect();
         let before = self.partitions.len();
         let expected = &self.expected;
@@ -200,6 +204,12 @@ impl<R> Aligner<R> {
         if changed {
             self.renumber();
         }
+    }
+
+    /// The assignment changed: until the partitions are listed again ([`Aligner::expect`]) the
+    /// clock waits, since the ones held elsewhere are not known.
+    pub fn assignment_changed(&mut self) {
+        self.unlisted = true;
     }
 
     /// How many partitions of the flows' topics are held by another member of the group.
@@ -326,9 +336,10 @@ impl<R> Aligner<R> {
                 }
             }
         }
-        let candidate = if unknown || self.partitions.is_empty() {
-            // Nothing assigned yet, or a partition with unread records has not told its
-            // position: the clock waits.
+        let candidate = if unknown || self.unlisted || self.partitions.is_empty() {
+            // Nothing assigned yet, a partition with unread records has not told its position
+            // (or is held elsewhere), or the partitions are not listed since the assignment
+            // changed: the clock waits.
             None
         } else {
             Some(lowest.map_or(cap, |low| low.min(cap)))

@@ -380,3 +380,20 @@ fn waiting_for_another_members_partition_pauses_everything_over_the_bound() {
     while aligner.pop_ready(clock).is_some() {}
     assert_eq!(aligner.flow_control().resume, vec![tp("a", 0), tp("b", 0)]);
 }
+
+/// Which partitions another member holds is known only once they are listed after a change of
+/// assignment (the reader asks the cluster's metadata): until then the clock waits, even when
+/// every assigned partition has been read.
+#[test]
+fn after_an_assignment_change_the_clock_waits_for_the_partitions_to_be_listed() {
+    let mut aligner: Aligner<&str> = Aligner::new(0, 1_000);
+    aligner.assignment_changed();
+    aligner.assign(tp("t", 0), None);
+    aligner.read(&tp("t", 0), 0, 100, "t/0@0");
+    aligner.set_caught_up(&tp("t", 0), true);
+    let clock = aligner.clock(1_000);
+    assert!(aligner.pop_ready(clock).is_none(), "not listed yet: {clock}");
+    aligner.expect([tp("t", 0)]);
+    let clock = aligner.clock(1_000);
+    assert_eq!(aligner.pop_ready(clock).map(|(_, _, _, name)| name), Some("t/0@0"));
+}

@@ -17,6 +17,8 @@ use std::sync::atomic::Ordering;
 impl Worker {
     /// Applies assignment changes that the reader saw, in order with the records around them.
     pub(super) fn assignment_changes(&mut self, run: &mut Run, changes: Vec<AssignmentChange>) {
+        // The reader lists the flows' partitions next; the clock waits for that list.
+        run.aligner.assignment_changed();
         for change in changes {
             match change {
                 AssignmentChange::Assigned(partitions) => {

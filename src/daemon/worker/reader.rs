@@ -257,7 +257,12 @@ fn list_if_due(setup: &ReaderSetup, due: &mut Option<Millis>, batch: &mut Vec<Ev
             *due = None;
         }
         Err(error) => {
-            tracing::warn!(%error, "Could not list the partitions of the flows' topics; trying again.");
+            // Said once per change of assignment, not at every retry while the cluster is down.
+            if when == Millis::MIN {
+                tracing::warn!(%error, "Could not list the partitions of the flows' topics; trying again every 2 s (the live clock waits until then).");
+            } else {
+                tracing::debug!(%error, "Could not list the partitions of the flows' topics; trying again.");
+            }
             *due = Some(now.saturating_add(METADATA_WAIT.as_millis() as Millis));
         }
     }

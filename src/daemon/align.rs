@@ -18,8 +18,9 @@
 //! that has not told its position yet (see [`Aligner::expect`]). Merging only the assigned
 //! partitions let a daemon restarted after a kill -9, owning half the partitions while the
 //! dead member's session ran out, move its clock to the wall clock and fire every timer of the
-//! other half early (found by the kill -9 loop against tansu). While it waits, flow control
-//! pauses everything beyond the bound. Pure: no Kafka, no wall-clock reads.
+//! other half early (found by the kill -9 loop against tansu). After each change of assignment
+//! the clock also waits until the partitions have been listed again. While it waits, flow
+//! control pauses everything beyond the bound. Pure: no Kafka, no wall-clock reads.
 
 use crate::time::Millis;
 use std::cmp::Reverse;

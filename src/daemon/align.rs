@@ -56,8 +56,6 @@ struct Partition {
     max_time: Option<Millis>,
     /// It has no unread records (its read position reached the high watermark).
     caught_up: bool,
-    /// Offsets read and still waiting, ascending (read in offset order: added at the back).
-    held: VecDeque<i64>,
     /// Its waiting records in merged order, (time, offset): a partition is read in offset order
     /// and mostly in time order, so a record normally joins at the back; only a record older
     /// than one read before it is inserted further in.
@@ -377,7 +375,6 @@ impl<R> Aligner<R> {
                 return None;
             }
             let first = state.queue.pop_front().expect("checked above");
-            remove_sorted(&mut state.held, first.offset);
             match state.queue.front() {
                 Some(next) => {
                     // The partition's next record takes the top's place, sinking as far as it
@@ -469,7 +466,8 @@ impl<R> Aligner<R> {
             .iter()
             .filter_map(|(partition, state)| {
                 let read_until = state.next_offset?;
-                let mut held: Vec<i64> = state.held.iter().copied().collect();
+                let mut held: Vec<i64> = state.queue.iter().map(|waiting| waiting.offset).collect();
+                held.sort_unstable();
                 let mut until = read_until;
                 if let Some(restored) = &state.restored {
                     if restored.until > read_until {
@@ -494,8 +492,10 @@ fn wait<R>(
     time: Millis,
     record: R,
 ) {
+    let read_before = state.next_offset.is_some_and(|next| offset < next);
     state.next_offset = Some(state.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
-    if !insert_sorted(&mut state.held, offset) {
+    // Read again while it waits (rare: reads go forward): the same record.
+    if read_before && state.queue.iter().any(|waiting| waiting.offset == offset) {
         return;
     }
     let slot = u32::try_from(records.insert(record)).expect("fewer than 2^32 records wait");
@@ -514,32 +514,6 @@ fn wait<R>(
             rank: state.rank,
             offset,
         }));
-    }
-}
-
-/// Adds `offset` to ascending `offsets` (at the back, normally); `false` if it is there already.
-fn insert_sorted(offsets: &mut VecDeque<i64>, offset: i64) -> bool {
-    match offsets.back() {
-        Some(&last) if last >= offset => match offsets.binary_search(&offset) {
-            Ok(_) => false,
-            Err(at) => {
-                offsets.insert(at, offset);
-                true
-            }
-        },
-        _ => {
-            offsets.push_back(offset);
-            true
-        }
-    }
-}
-
-/// Removes `offset` from ascending `offsets` (at the front, normally).
-fn remove_sorted(offsets: &mut VecDeque<i64>, offset: i64) {
-    if offsets.front() == Some(&offset) {
-        offsets.pop_front();
-    } else if let Ok(at) = offsets.binary_search(&offset) {
-        offsets.remove(at);
     }
 }
 

@@ -283,6 +283,8 @@ struct DaemonRun {
     /// Seconds from the first record read to the first one finished with (the live merge
     /// holds records until every partition has been read past them), and the whole span.
     first_done: f64,
+    /// Records read when the first one was finished with.
+    read_at_first_done: u64,
     seconds: f64,
     /// The most outbox entries not yet acknowledged seen during the span, and at its end.
     outbox_most: u64,
@@ -310,6 +312,8 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
             env.insert(format!("FLOWWATCH__OUTPUTS__{topic}"), String::new());
         }
     }
+    // librdkafka properties for the daemon from this process's environment (diagnostics).
+    env.extend(std::env::vars().filter(|(name, _)| name.starts_with("FLOWWATCH_KAFKA_PROPERTY_")));
     if !history {
         // Diagnostic (`--no-history`): no audit trail, as in a replay (the engine otherwise
         // renders each record's payload as JSON for the instance history).
@@ -324,6 +328,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     let began = Instant::now();
     let mut first = None;
     let mut first_done = None;
+    let mut read_at_first_done = 0;
     let mut outbox_most = 0;
     let mut cpu_at_first = (None, None, None);
     loop {
@@ -334,6 +339,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
         }
         if first_done.is_none() && done > 0 {
             first_done = first.map(|first: Instant| first.elapsed());
+            read_at_first_done = status.records_read.load(Ordering::Relaxed);
         }
         outbox_most = outbox_most.max(status.outbox_len.load(Ordering::Relaxed));
         if done >= records {
@@ -357,6 +363,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
         reader_us,
         cpu_us,
         first_done: first_done.map_or(f64::NAN, |wait| wait.as_secs_f64()),
+        read_at_first_done,
         seconds,
         outbox_most,
         outbox_end,
@@ -411,8 +418,8 @@ fn main() {
             daemon.reader_us
         );
         println!(
-            "       daemon: first record finished {:.3} s into the {:.3} s span; outbox (unacknowledged) at most {}, {} at the end",
-            daemon.first_done, daemon.seconds, daemon.outbox_most, daemon.outbox_end
+            "       daemon: first record finished {:.3} s into the {:.3} s span ({} records read by then); outbox (unacknowledged) at most {}, {} at the end",
+            daemon.first_done, daemon.seconds, daemon.read_at_first_done, daemon.outbox_most, daemon.outbox_end
         );
         base_best = base_best.max(base.rate);
         base_cpu_best = base_cpu_best.min(base.cpu_us);

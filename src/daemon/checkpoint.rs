@@ -355,9 +355,9 @@ pub struct Written {
 /// Writes one checkpoint atomically and durably: what changed in the engine since the last
 /// one, the positions and the outbox changes. `stored` says which slots have parts in `store`
 /// and where its outbox records are (from [`load`], or empty for an empty store) and is kept
-/// up to date. On error nothing of it
-/// counts as written (the engine's changes and the outbox changes stay pending for the next
-/// attempt).
+/// up to date. On error nothing of it counts as written (the engine's changes and the outbox
+/// changes stay pending for the next attempt). The worker does the same in two halves,
+/// [`prepare`] on its thread and the store's commit on another (`worker/writer.rs`).
 pub fn write(
     store: &mut dyn Store,
     engine: &mut Engine,
@@ -366,6 +366,34 @@ pub fn write(
     stored: &mut StoredKeys,
     now: Millis,
 ) -> Result<Written, StoreError> {
+    let mut prepared = prepare(engine, positions, outbox, stored, now);
+    let batch = std::mem::take(&mut prepared.batch);
+    let result = store.apply(&batch);
+    prepared.finish(result, engine, outbox, stored)
+}
+
+/// A checkpoint taken but not yet durable: its batch, and what to do once the store has
+/// committed it or failed to ([`Prepared::finish`]).
+pub struct Prepared {
+    /// The batch to commit (taken out by whoever commits it).
+    pub batch: Batch,
+    changes: crate::engine::changes::Changes,
+    marks: (usize, usize),
+    after: StoredKeys,
+    written: Written,
+}
+
+/// Takes a checkpoint: encodes what changed in the engine since the last one, the positions
+/// and the outbox changes into one batch. Until [`Prepared::finish`] is called with the
+/// store's answer, no other checkpoint may be prepared (the next one builds on what this one
+/// leaves in the store).
+pub fn prepare(
+    engine: &mut Engine,
+    positions: &[(TopicPartition, ResumePosition)],
+    outbox: &Outbox,
+    stored: &StoredKeys,
+    now: Millis,
+) -> Prepared {
     let changes = engine.take_changes();
     let mut batch = Batch::default();
     let mut written = Written::default();
@@ -427,15 +455,36 @@ pub fn write(
         written_at: now,
     };
     batch.put(META.to_vec(), serde_json::to_vec(&meta).unwrap_or_default());
-    match store.apply(&batch) {
-        Ok(()) => {
-            outbox.changes_written(marks);
-            *stored = after;
-            Ok(written)
-        }
-        Err(error) => {
-            engine.return_changes(changes);
-            Err(error)
+    Prepared {
+        batch,
+        changes,
+        marks,
+        after,
+        written,
+    }
+}
+
+impl Prepared {
+    /// Settles the checkpoint with the store's answer. Committed: the outbox forgets the
+    /// changes it held and `stored` describes the store as it is now. Failed: the engine takes
+    /// its changes back (joining those made since), so the next checkpoint writes them.
+    pub fn finish(
+        self,
+        result: Result<(), StoreError>,
+        engine: &mut Engine,
+        outbox: &mut Outbox,
+        stored: &mut StoredKeys,
+    ) -> Result<Written, StoreError> {
+        match result {
+            Ok(()) => {
+                outbox.changes_written(self.marks);
+                *stored = self.after;
+                Ok(self.written)
+            }
+            Err(error) => {
+                engine.return_changes(self.changes);
+                Err(error)
+            }
         }
     }
 }

@@ -161,7 +161,7 @@ pub fn start_with(
     let status = Arc::new(Status::new());
     let worker = worker::Worker {
         tracker: Tracker::new(engine),
-        store,
+        writer: worker::Writer::start(store, backend, config.state.dir.clone())?,
         consumer: Arc::new(consumer),
         shared,
         producer: Arc::new(producer),

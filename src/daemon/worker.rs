@@ -5,7 +5,10 @@
 //! among them, let the live merge ([`Aligner`]) release the records the clock has
 //! passed into the engine, move the engine's clock, turn outputs into outbox entries, hand the
 //! outbox to the producer and collect its acknowledgements, pause or resume partitions, and
-//! checkpoint when due. Nothing else touches the engine, so there are no locks around it.
+//! take a checkpoint when due. A checkpoint is encoded here and committed by the writer thread
+//! (`writer.rs`) while the worker goes on; its offsets are committed to Kafka and its outbox
+//! changes forgotten only once the writer reports it durable. Nothing else touches the engine,
+//! so there are no locks around it.
 
 use super::align::{Aligner, ResumePosition, TopicPartition};
 use super::checkpoint;
@@ -17,7 +20,6 @@ use crate::config::{Config, StartFrom};
 use crate::engine::{Input, Output};
 use crate::http::Health;
 use crate::metrics::{FlowCount, Metrics, RecordResult, StepCount, StepPhase};
-use crate::store::Store;
 use crate::time::{self, Millis};
 use crate::tracker::{Tracker, TrackerRequests};
 use rdkafka::consumer::Consumer;
@@ -31,9 +33,11 @@ mod outputs;
 mod partitions;
 mod reader;
 mod sender;
+mod writer;
 
 use reader::{Event, Held, Read, Reader, ReaderSetup, Wall};
 use sender::Sender;
+pub(super) use writer::Writer;
 
 /// Most records taken from the reader per turn.
 const BATCH: usize = 5_000;
@@ -50,7 +54,8 @@ pub struct Worker {
     pub(super) config: Config,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) tracker: Tracker,
-    pub(super) store: Box<dyn Store>,
+    /// The thread that owns the store and commits checkpoints.
+    pub(super) writer: Writer,
     pub(super) consumer: Arc<FlowConsumer>,
     pub(super) shared: Arc<Shared>,
     pub(super) producer: Arc<OutboxProducer>,
@@ -81,6 +86,19 @@ struct OutTopics {
     scratch: Vec<u8>,
 }
 
+/// A checkpoint handed to the writer, to settle when the writer reports on it.
+struct Pending {
+    prepared: checkpoint::Prepared,
+    /// The positions it holds: those owned when it was taken first (`owned` of them), then
+    /// those of partitions away.
+    positions: Vec<(TopicPartition, ResumePosition)>,
+    owned: usize,
+    /// Partitions given up (revoked, lost) since it was taken: they keep the newer position
+    /// stored when they were given up, and their offsets are not committed.
+    superseded: HashSet<TopicPartition>,
+    started: Millis,
+}
+
 /// Loop state that is not configuration.
 struct Run {
     out_topics: OutTopics,
@@ -95,8 +113,10 @@ struct Run {
     /// Everything paused because the outbox is full or the store failed.
     all_paused: bool,
     last_checkpoint: Millis,
-    /// How long the last checkpoint took, ms.
+    /// How long the last checkpoint took, ms (from taking it to its commit).
     last_checkpoint_cost: Millis,
+    /// The checkpoint the writer is committing.
+    pending: Option<Pending>,
     last_record_at: Millis,
     force_checkpoint: bool,
     /// Partitions of the flows' topics were held by another member of the group at the last
@@ -157,6 +177,7 @@ impl Worker {
             all_paused: false,
             last_checkpoint: real.now(),
             last_checkpoint_cost: 0,
+            pending: None,
             last_record_at: real.now(),
             force_checkpoint: false,
             waited_for_members: false,
@@ -214,6 +235,9 @@ impl Worker {
         self.update_positions(run, real);
         self.advance(run);
         self.publish(run, real)?;
+        if let Some(result) = self.writer.finished() {
+            self.settle_checkpoint(run, result);
+        }
         self.flow_control(run);
         let now = real.now();
         let spacing = self
@@ -221,8 +245,9 @@ impl Worker {
             .state
             .checkpoint_interval
             .max(run.last_checkpoint_cost.saturating_mul(CHECKPOINT_SPACING));
-        if run.force_checkpoint || now.saturating_sub(run.last_checkpoint) >= spacing {
-            self.checkpoint(run, now);
+        let due = run.force_checkpoint || now.saturating_sub(run.last_checkpoint) >= spacing;
+        if due && !self.writer.busy() {
+            self.start_checkpoint(run);
         }
         if now.saturating_sub(run.last_gauges) >= 1_000 {
             run.last_gauges = now;
@@ -432,7 +457,9 @@ impl Worker {
         self.status.event_time_lag_ms.store(lag, Ordering::Relaxed);
     }
 
-    fn checkpoint(&mut self, run: &mut Run, now: Millis) -> bool {
+    /// Takes a checkpoint (`checkpoint::prepare`) and hands its batch to the writer; it is
+    /// settled when the writer reports on it ([`Worker::settle_checkpoint`]).
+    fn start_checkpoint(&mut self, run: &mut Run) {
         let started = SystemClock.now();
         let mut positions = run.aligner.resume_positions();
         // Partitions taken away by a rebalance keep the position of what the engine applied
@@ -446,16 +473,39 @@ impl Worker {
             .map(|(partition, position)| (partition.clone(), position.clone()))
             .collect();
         positions.extend(away);
-        let result = checkpoint::write(
-            &mut *self.store,
+        let mut prepared = checkpoint::prepare(
             self.tracker.engine_mut(),
             &positions,
-            &mut self.outbox,
-            &mut self.stored_keys,
+            &self.outbox,
+            &self.stored_keys,
             self.clock.now(),
         );
-        let cost = SystemClock.now() - started;
-        run.last_checkpoint = now.max(started + cost);
+        self.writer.submit(std::mem::take(&mut prepared.batch));
+        run.pending = Some(Pending {
+            prepared,
+            positions,
+            owned,
+            superseded: HashSet::new(),
+            started,
+        });
+    }
+
+    /// Settles the checkpoint the writer reported on: durable, its offsets are committed and
+    /// the outbox forgets the changes it held; failed, consumption pauses until one succeeds.
+    /// `true` if it was written.
+    fn settle_checkpoint(&mut self, run: &mut Run, result: Result<(), crate::store::StoreError>) -> bool {
+        let Some(pending) = run.pending.take() else {
+            return false;
+        };
+        let result = pending.prepared.finish(
+            result,
+            self.tracker.engine_mut(),
+            &mut self.outbox,
+            &mut self.stored_keys,
+        );
+        let finished = SystemClock.now();
+        let cost = finished - pending.started;
+        run.last_checkpoint = finished;
         run.last_checkpoint_cost = cost;
         match result {
             Ok(written) => {
@@ -475,12 +525,15 @@ impl Worker {
                     outbox_added = written.outbox_added,
                     "Checkpoint written."
                 );
-                let offsets: Vec<(TopicPartition, i64)> = positions[..owned]
+                let offsets: Vec<(TopicPartition, i64)> = pending.positions[..pending.owned]
                     .iter()
+                    .filter(|(partition, _)| !pending.superseded.contains(partition))
                     .map(|(partition, position)| (partition.clone(), position.offset))
                     .collect();
-                for (partition, position) in positions {
-                    self.restored_positions.insert(partition, position);
+                for (partition, position) in pending.positions {
+                    if !pending.superseded.contains(&partition) {
+                        self.restored_positions.insert(partition, position);
+                    }
                 }
                 kafka::commit(&self.consumer, &offsets);
                 true
@@ -495,13 +548,26 @@ impl Worker {
         }
     }
 
+    /// Writes a checkpoint now and waits until it is durable (at shutdown), after the one the
+    /// writer may be committing. `true` if it was written.
+    fn checkpoint_now(&mut self, run: &mut Run) -> bool {
+        if let Some(result) = self.writer.wait() {
+            self.settle_checkpoint(run, result);
+        }
+        self.start_checkpoint(run);
+        match self.writer.wait() {
+            Some(result) => self.settle_checkpoint(run, result),
+            None => false,
+        }
+    }
+
     fn shutdown(mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
         tracing::info!("Shutting down: stopping fetches, checkpointing, flushing the outbox.");
         let all: Vec<TopicPartition> = run.aligner.partitions().cloned().collect();
         let _ = self.consumer.pause(&kafka::partition_list(&all));
         run.reader.stop();
         self.serve_requests(run);
-        let saved = self.checkpoint(run, real.now());
+        let saved = self.checkpoint_now(run);
         let deadline = real.now() + self.config.outputs.flush_timeout;
         while !self.outbox.is_empty() && real.now() < deadline {
             if let Err(error) = self.publish(run, real) {
@@ -513,7 +579,7 @@ impl Worker {
         kafka::flush(&self.producer, Duration::from_millis(100));
         // Collects the last delivery reports; a sender gone was reported just above.
         let _ = self.publish(run, real);
-        let saved = self.checkpoint(run, real.now()) || saved;
+        let saved = self.checkpoint_now(run) || saved;
         run.sender.stop();
         if !self.outbox.is_empty() {
             tracing::warn!(left = self.outbox.len(), "The outbox did not drain in time; it is kept and sent at the next start.");

@@ -94,6 +94,9 @@ impl Worker {
                 self.restored_positions.insert(partition, position);
             }
         }
+        if let Some(pending) = &mut run.pending {
+            pending.superseded.extend(partitions.iter().cloned());
+        }
         for partition in partitions {
             run.aligner.revoke(partition);
             run.flow_paused.remove(partition);

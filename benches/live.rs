@@ -292,7 +292,7 @@ struct DaemonRun {
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
-fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, history: bool) -> DaemonRun {
+fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, history: bool, timeline: bool) -> DaemonRun {
     let state = tempfile::tempdir().expect("temporary state directory");
     let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
@@ -329,6 +329,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     let mut first = None;
     let mut first_done = None;
     let mut read_at_first_done = 0;
+    let mut last_line = Instant::now();
     let mut outbox_most = 0;
     let mut cpu_at_first = (None, None, None);
     loop {
@@ -342,6 +343,17 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
             read_at_first_done = status.records_read.load(Ordering::Relaxed);
         }
         outbox_most = outbox_most.max(status.outbox_len.load(Ordering::Relaxed));
+        if timeline && first.is_some() && last_line.elapsed() >= Duration::from_millis(100) {
+            last_line = Instant::now();
+            println!(
+                "       {:6.3} s: {} read, {} applied, outbox {} (as of the worker's last turn), {} checkpoints",
+                first.map_or(0.0, |first: Instant| first.elapsed().as_secs_f64()),
+                status.records_read.load(Ordering::Relaxed),
+                done,
+                status.outbox_len.load(Ordering::Relaxed),
+                status.checkpoints.load(Ordering::Relaxed),
+            );
+        }
         if done >= records {
             break;
         }
@@ -383,6 +395,7 @@ fn main() {
     let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
     let publish = !args.iter().any(|arg| arg == "--no-publish");
     let history = !args.iter().any(|arg| arg == "--no-history");
+    let timeline = args.iter().any(|arg| arg == "--timeline");
 
     let topics = Engine::new(flows(), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
@@ -405,7 +418,7 @@ fn main() {
     for run in 0..runs {
         let base = baseline(&brokers, &topics, produced, &format!("bench-baseline-{run}"));
         let group = format!("bench-daemon-{run}");
-        let daemon = daemon_rate(&brokers, produced, &group, publish, history);
+        let daemon = daemon_rate(&brokers, produced, &group, publish, history, timeline);
         println!(
             "run {}: baseline {:.0} records/s ({:.2} µs CPU per record), daemon {:.0} records/s ({} checkpoints; {:.2} µs CPU per record: worker thread {:.2}, reader thread {:.2})",
             run + 1,

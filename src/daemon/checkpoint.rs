@@ -117,8 +117,9 @@ impl StoredOutbox {
     }
 
     /// Adds to `batch` what forgets the records acknowledged (`removed`, every one of them
-    /// stored by an earlier checkpoint) and stores the ones added, updating `self` to match.
-    fn update(&mut self, batch: &mut Batch, added: &[(u64, &OutRecord)], removed: &[u64]) {
+    /// stored by an earlier checkpoint) and returns the blocks that store the ones added (to
+    /// be encoded into the batch by [`Commit::into_batch`]), updating `self` to match.
+    fn update(&mut self, batch: &mut Batch, added: &[(u64, Arc<OutRecord>)], removed: &[u64]) -> Vec<OutboxBlock> {
         let mut touched = BTreeSet::new();
         for &seq in removed {
             if self.singles.remove(&seq) {
@@ -144,6 +145,7 @@ impl StoredOutbox {
                 batch.put(seq_key(OUTBOX_ACKED_PREFIX, first), acked);
             }
         }
+        let mut blocks = Vec::new();
         let mut rest = added;
         while let Some((first, _)) = rest.first() {
             let mut bytes = 0;
@@ -158,7 +160,10 @@ impl StoredOutbox {
             let (block, after) = rest.split_at(size);
             rest = after;
             let last = block.last().map_or(*first, |(seq, _)| *seq);
-            batch.put(seq_key(OUTBOX_BLOCK_PREFIX, *first), OutRecord::block_to_stored(block));
+            blocks.push(OutboxBlock {
+                key: seq_key(OUTBOX_BLOCK_PREFIX, *first),
+                records: block.to_vec(),
+            });
             self.blocks.insert(
                 *first,
                 Block {
@@ -167,6 +172,47 @@ impl StoredOutbox {
                     acked: Vec::new(),
                 },
             );
+        }
+        blocks
+    }
+}
+
+/// A block of outbox records to store under `key`, encoded when the batch is committed.
+struct OutboxBlock {
+    key: Vec<u8>,
+    records: Vec<(u64, Arc<OutRecord>)>,
+}
+
+/// What a checkpoint hands to the store: its batch, less the outbox blocks, which are encoded
+/// into it by [`Commit::into_batch`] where it is committed (the writer thread), since they are
+/// most of its bytes while the broker lags.
+#[derive(Default)]
+pub struct Commit {
+    batch: Batch,
+    blocks: Vec<OutboxBlock>,
+}
+
+impl Commit {
+    /// The whole batch, outbox blocks encoded.
+    pub fn into_batch(self) -> Batch {
+        let Commit { mut batch, blocks } = self;
+        for block in blocks {
+            let records: Vec<(u64, &OutRecord)> = block
+                .records
+                .iter()
+                .map(|(seq, record)| (*seq, &**record))
+                .collect();
+            batch.put(block.key, OutRecord::block_to_stored(&records));
+        }
+        batch
+    }
+}
+
+impl From<Batch> for Commit {
+    fn from(batch: Batch) -> Commit {
+        Commit {
+            batch,
+            blocks: Vec::new(),
         }
     }
 }
@@ -367,7 +413,7 @@ pub fn write(
     now: Millis,
 ) -> Result<Written, StoreError> {
     let mut prepared = prepare(engine, positions, outbox, stored, now);
-    let batch = std::mem::take(&mut prepared.batch);
+    let batch = prepared.take_commit().into_batch();
     let result = store.apply(&batch);
     prepared.finish(result, engine, outbox, stored)
 }
@@ -375,8 +421,8 @@ pub fn write(
 /// A checkpoint taken but not yet durable: its batch, and what to do once the store has
 /// committed it or failed to ([`Prepared::finish`]).
 pub struct Prepared {
-    /// The batch to commit (taken out by whoever commits it).
-    pub batch: Batch,
+    /// What to commit ([`Prepared::take_commit`]).
+    commit: Commit,
     changes: crate::engine::changes::Changes,
     marks: (usize, usize),
     after: StoredKeys,
@@ -445,7 +491,7 @@ pub fn prepare(
     let outbox_changes = outbox.changes();
     written.outbox_added = outbox_changes.added.len();
     written.outbox_removed = outbox_changes.removed.len();
-    after
+    let blocks = after
         .outbox
         .update(&mut batch, &outbox_changes.added, &outbox_changes.removed);
     let meta = Meta {
@@ -456,7 +502,7 @@ pub fn prepare(
     };
     batch.put(META.to_vec(), serde_json::to_vec(&meta).unwrap_or_default());
     Prepared {
-        batch,
+        commit: Commit { batch, blocks },
         changes,
         marks,
         after,
@@ -465,6 +511,11 @@ pub fn prepare(
 }
 
 impl Prepared {
+    /// What to commit, taken out for whoever commits it.
+    pub fn take_commit(&mut self) -> Commit {
+        std::mem::take(&mut self.commit)
+    }
+
     /// Settles the checkpoint with the store's answer. Committed: the outbox forgets the
     /// changes it held and `stored` describes the store as it is now. Failed: the engine takes
     /// its changes back (joining those made since), so the next checkpoint writes them.

@@ -106,9 +106,10 @@ pub struct Outbox {
     pub failures: u64,
 }
 
-/// What a checkpoint must write for the outbox.
-pub struct OutboxChanges<'a> {
-    pub added: Vec<(u64, &'a OutRecord)>,
+/// What a checkpoint must write for the outbox. The records added are shared, not copied: the
+/// store's writer thread encodes them.
+pub struct OutboxChanges {
+    pub added: Vec<(u64, Arc<OutRecord>)>,
     pub removed: Vec<u64>,
 }
 
@@ -246,14 +247,14 @@ impl Outbox {
 
     /// The changes since the previous checkpoint. Entries added and acknowledged in between
     /// are never written. Call [`Outbox::changes_written`] once they are durable.
-    pub fn changes(&self) -> OutboxChanges<'_> {
+    pub fn changes(&self) -> OutboxChanges {
         let removed_set: BTreeSet<u64> = self.removed.iter().copied().collect();
         let added_set: BTreeSet<u64> = self.added.iter().copied().collect();
         let added = self
             .added
             .iter()
             .filter(|seq| !removed_set.contains(seq))
-            .filter_map(|seq| self.entry(*seq).map(|entry| (*seq, &*entry.record)))
+            .filter_map(|seq| self.entry(*seq).map(|entry| (*seq, entry.record.clone())))
             .collect();
         let removed = self
             .removed

@@ -480,7 +480,7 @@ impl Worker {
             &self.stored_keys,
             self.clock.now(),
         );
-        self.writer.submit(std::mem::take(&mut prepared.batch));
+        self.writer.submit(prepared.take_commit());
         run.pending = Some(Pending {
             prepared,
             positions,

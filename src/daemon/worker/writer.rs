@@ -5,12 +5,15 @@
 //! While catching up, a checkpoint can write hundreds of megabytes (the instances changed since
 //! the last one, and the signals the broker has not acknowledged yet); committing it took
 //! three quarters of the checkpoint's time, which the worker spent not applying records. Now
-//! the worker encodes the checkpoint (`checkpoint::prepare`), hands the batch over, and goes on;
+//! the worker encodes the checkpoint (`checkpoint::prepare`: the engine's changed parts, which
+//! only it can read) and hands it over with the outbox records it adds, shared, not copied: the
+//! writer encodes those into blocks ([`Commit::into_batch`]) and commits. The worker goes on;
 //! it settles the checkpoint (commits the offsets, forgets the outbox changes it held) only
 //! when the writer reports the batch durable. One checkpoint is in the writer at a time: the
 //! next one builds on what this one leaves in the store.
 
-use crate::store::{Backend, Batch, Store, StoreError};
+use crate::daemon::checkpoint::Commit;
+use crate::store::{Backend, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 /// The running writer, as the worker sees it.
 pub(in crate::daemon) struct Writer {
-    batches: Option<mpsc::Sender<Batch>>,
+    batches: Option<mpsc::Sender<Commit>>,
     results: mpsc::Receiver<Result<(), StoreError>>,
     /// A batch was handed over and its result not taken yet.
     busy: bool,
@@ -32,13 +35,14 @@ impl Writer {
     /// Starts the thread (`flowwatch-writer`), which owns `store` (a `backend` store in
     /// `dir`) from now on.
     pub fn start(store: Box<dyn Store>, backend: Backend, dir: PathBuf) -> std::io::Result<Writer> {
-        let (batches, received) = mpsc::channel::<Batch>();
+        let (batches, received) = mpsc::channel::<Commit>();
         let (report, results) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("flowwatch-writer".to_string())
             .spawn(move || {
                 let mut store = store;
-                for batch in received {
+                for commit in received {
+                    let batch = commit.into_batch();
                     let result = store.apply(&batch);
                     // Freed here too, not on the worker.
                     drop(batch);
@@ -62,8 +66,9 @@ impl Writer {
         self.busy
     }
 
-    /// Hands a batch over. The previous one's result must have been taken.
-    pub fn submit(&mut self, batch: Batch) {
+    /// Hands a checkpoint's batch over (its outbox blocks are encoded here, see [`Commit`]).
+    /// The previous one's result must have been taken.
+    pub fn submit(&mut self, batch: Commit) {
         assert!(!self.busy, "one checkpoint in the writer at a time");
         self.busy = true;
         let sent = self.batches.as_ref().is_some_and(|batches| batches.send(batch).is_ok());
@@ -125,7 +130,7 @@ impl Drop for Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, StoreStats, Visit};
+    use crate::store::{Batch, MemoryStore, StoreStats, Visit};
     use std::sync::{Arc, Mutex};
 
     /// A store that commits into a shared memory store after `gate` lets it (so a test sees
@@ -176,10 +181,10 @@ mod tests {
         (writer, inner, open)
     }
 
-    fn put(key: &str) -> Batch {
+    fn put(key: &str) -> Commit {
         let mut batch = Batch::new();
         batch.put(key.as_bytes().to_vec(), b"v".to_vec());
-        batch
+        batch.into()
     }
 
     #[test]

@@ -383,6 +383,10 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Diagnostics: the daemon's logs (and librdkafka's, with FLOWWATCH_KAFKA_PROPERTY_DEBUG).
+        flowwatch::logging::init(false, "warn");
+    }
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|arg| arg == "--quick");
     let value_of = |flag: &str| {

@@ -119,7 +119,7 @@ impl StoredOutbox {
     /// Adds to `batch` what forgets the records acknowledged (`removed`, every one of them
     /// stored by an earlier checkpoint) and returns the blocks that store the ones added (to
     /// be encoded into the batch by [`Commit::into_batch`]), updating `self` to match.
-    fn update(&mut self, batch: &mut Batch, added: &[(u64, Arc<OutRecord>)], removed: &[u64]) -> Vec<OutboxBlock> {
+    fn update(&mut self, batch: &mut Batch, added: Vec<(u64, Arc<OutRecord>)>, removed: &[u64]) -> Vec<OutboxBlock> {
         let mut touched = BTreeSet::new();
         for &seq in removed {
             if self.singles.remove(&seq) {
@@ -146,32 +146,30 @@ impl StoredOutbox {
             }
         }
         let mut blocks = Vec::new();
-        let mut rest = added;
-        while let Some((first, _)) = rest.first() {
+        let mut rest = added.into_iter().peekable();
+        while let Some(&(first, _)) = rest.peek() {
             let mut bytes = 0;
-            let size = rest
-                .iter()
-                .take_while(|(_, record)| {
-                    let fits = bytes == 0 || bytes + record.payload.len() <= OUTBOX_BLOCK_BYTES;
-                    bytes += record.payload.len();
-                    fits
-                })
-                .count();
-            let (block, after) = rest.split_at(size);
-            rest = after;
-            let last = block.last().map_or(*first, |(seq, _)| *seq);
-            blocks.push(OutboxBlock {
-                key: seq_key(OUTBOX_BLOCK_PREFIX, *first),
-                records: block.to_vec(),
-            });
+            let mut records = Vec::new();
+            while let Some((_, record)) = rest.peek() {
+                if bytes > 0 && bytes + record.payload.len() > OUTBOX_BLOCK_BYTES {
+                    break;
+                }
+                bytes += record.payload.len();
+                records.extend(rest.next());
+            }
+            let last = records.last().map_or(first, |(seq, _)| *seq);
             self.blocks.insert(
-                *first,
+                first,
                 Block {
                     last,
-                    records: block.len(),
+                    records: records.len(),
                     acked: Vec::new(),
                 },
             );
+            blocks.push(OutboxBlock {
+                key: seq_key(OUTBOX_BLOCK_PREFIX, first),
+                records,
+            });
         }
         blocks
     }
@@ -493,7 +491,7 @@ pub fn prepare(
     written.outbox_removed = outbox_changes.removed.len();
     let blocks = after
         .outbox
-        .update(&mut batch, &outbox_changes.added, &outbox_changes.removed);
+        .update(&mut batch, outbox_changes.added, &outbox_changes.removed);
     let meta = Meta {
         version: VERSION,
         flows: engine.flows().iter().map(|flow| flow.def.name.clone()).collect(),

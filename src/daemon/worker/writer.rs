@@ -17,7 +17,6 @@ use crate::store::{Backend, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// The running writer, as the worker sees it.
 pub(in crate::daemon) struct Writer {
@@ -81,26 +80,26 @@ impl Writer {
     /// The result of the batch handed over, once it is there (`None` while it is being
     /// committed, or when none was handed over).
     pub fn finished(&mut self) -> Option<Result<(), StoreError>> {
-        self.take(Duration::ZERO)
+        self.take(false)
     }
 
     /// Waits for the result of the batch handed over (`None` if none was).
     pub fn wait(&mut self) -> Option<Result<(), StoreError>> {
-        self.take(Duration::MAX)
+        self.take(true)
     }
 
-    fn take(&mut self, wait: Duration) -> Option<Result<(), StoreError>> {
+    fn take(&mut self, block: bool) -> Option<Result<(), StoreError>> {
         if !self.busy {
             return None;
         }
-        let result = if wait.is_zero() {
+        let result = if block {
+            self.results.recv().unwrap_or_else(|_| Err(self.gone()))
+        } else {
             match self.results.try_recv() {
                 Ok(result) => result,
                 Err(mpsc::TryRecvError::Empty) => return None,
                 Err(mpsc::TryRecvError::Disconnected) => Err(self.gone()),
             }
-        } else {
-            self.results.recv().unwrap_or_else(|_| Err(self.gone()))
         };
         self.busy = false;
         Some(result)
@@ -132,6 +131,7 @@ mod tests {
     use super::*;
     use crate::store::{Batch, MemoryStore, StoreStats, Visit};
     use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     /// A store that commits into a shared memory store after `gate` lets it (so a test sees
     /// a batch in progress), fails batches with a key `fail`, and panics on a key `panic`.

@@ -18,7 +18,10 @@
 //! load than the rates); asserts nothing about time.
 //! `--quick` (CI): 20 k records; default 200 k; `--records N`, `--partitions N`, `--runs N`;
 //! `--no-publish` disables the daemon's output topics (a diagnostic: what publishing costs);
-//! `--no-history` sets `tracking.history_limit` to 0 (a diagnostic: what the audit trail costs).
+//! `--no-history` sets `tracking.history_limit` to 0 (a diagnostic: what the audit trail costs);
+//! `--linger-ms N` is the producer's linger when the stream is produced (1000: large batches);
+//! `--stream FILE` measures a given stream (replay input format) instead of the generated one,
+//! `--flows PATH` with other flows than the shipped ones.
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -41,7 +44,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,10 +117,58 @@ struct Event {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn flows() -> Vec<Flow> {
-    let report = load_dir_or_files(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")]);
-    assert!(report.errors.is_empty(), "shipped flows must validate: {:?}", report.errors);
+/// The flows the daemon runs: the shipped ones, or those of `--flows PATH`.
+fn flows(path: &Path) -> Vec<Flow> {
+    let report = load_dir_or_files(&[path.to_path_buf()]);
+    assert!(report.errors.is_empty(), "flows must validate: {:?}", report.errors);
     report.flows
+}
+
+/// The stream's lines in the replay input format (SPEC.md), in arrival order: generated
+/// (`records` of the scenario kind) or read from `--stream FILE`.
+fn stream_lines(file: Option<&Path>, records: usize) -> Box<dyn Iterator<Item = String>> {
+    match file {
+        None => Box::new(scenario::lines(records).into_iter().map(|(_, line)| line)),
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .unwrap_or_else(|error| panic!("--stream {}: {error}", path.display()));
+            Box::new(
+                std::io::BufReader::with_capacity(1 << 20, file)
+                    .lines()
+                    .map(|line| line.expect("read a line of the stream"))
+                    .filter(|line| !line.trim().is_empty()),
+            )
+        }
+    }
+}
+
+/// The partitions per topic that keep every partition of `lines` a fifth below the mock's
+/// limits, at least 16.
+fn partitions_for(lines: impl Iterator<Item = String>) -> usize {
+    let mut per_topic: HashMap<String, (usize, usize)> = HashMap::new();
+    for (index, line) in lines.enumerate() {
+        if let Ok(record) = decode_line(&line, index as u64 + 1) {
+            let size = per_topic.entry(record.topic).or_default();
+            size.0 += line.len() + 100;
+            size.1 += 1;
+        }
+    }
+    per_topic
+        .values()
+        .map(|&(bytes, records)| {
+            (bytes * 5 / 4 / MOCK_PARTITION_BYTES).max(records * 5 / 4 / MOCK_PARTITION_RECORDS) + 1
+        })
+        .fold(16, usize::max)
+}
+
+/// What [`produce`] put on the mock.
+struct Produced {
+    records: usize,
+    /// Lines on topics no flow reads (not produced: neither side would read them).
+    skipped: usize,
+    /// Of the records produced, those whose line did not decode (produced as they are, on the
+    /// first topic: the daemon dead-letters them, the baseline fails to deserialise them).
+    undecodable: usize,
 }
 
 /// Produces the stream, each topic's records round-robin over its partitions (each partition
@@ -128,27 +180,41 @@ fn flows() -> Vec<Flow> {
 /// `max.partition.fetch.bytes` (1 MiB). With batches of a 20 ms linger the daemon, whose live
 /// merge pauses the partitions that run ahead in event time, read a few small batches per
 /// round trip and idled most of the measured span (see BENCHMARKS.md).
-fn produce(brokers: &str, records: usize, partitions: i32) -> usize {
+fn produce(
+    brokers: &str,
+    lines: impl Iterator<Item = String>,
+    topics: &[String],
+    partitions: i32,
+    linger_ms: usize,
+) -> Produced {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", "1000")
+        .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
     let mut next: HashMap<String, i32> = HashMap::new();
     let mut bytes: HashMap<(String, i32), (usize, usize)> = HashMap::new();
-    let lines = scenario::lines(records);
-    for (index, (_, line)) in lines.iter().enumerate() {
+    let mut produced = Produced { records: 0, skipped: 0, undecodable: 0 };
+    for (index, line) in lines.enumerate() {
         // A malformed record stays malformed on the wire: its payload is not JSON.
-        let (topic, payload, timestamp, key) = match decode_line(line, index as u64 + 1) {
+        let (topic, payload, timestamp, key) = match decode_line(&line, index as u64 + 1) {
+            Ok(record) if !topics.contains(&record.topic) => {
+                produced.skipped += 1;
+                continue;
+            }
             Ok(record) => (
                 record.topic,
                 serde_json::to_vec(&record.value).expect("a JSON value serialises"),
                 record.timestamp,
                 record.key,
             ),
-            Err(_) => ("orders".to_string(), b"{not json".to_vec(), scenario::BASE, None),
+            Err(_) => {
+                produced.undecodable += 1;
+                (topics[0].clone(), line.into_bytes(), scenario::BASE, None)
+            }
         };
+        produced.records += 1;
         let counter = next.entry(topic.clone()).or_insert(0);
         let partition = *counter % partitions;
         *counter += 1;
@@ -178,7 +244,7 @@ fn produce(brokers: &str, records: usize, partitions: i32) -> usize {
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
-    lines.len()
+    produced
 }
 
 /// What one baseline run measured.
@@ -189,7 +255,13 @@ struct BaselineRun {
 }
 
 /// The baseline: records/s of a bare consumer deserialising each payload into [`Event`].
-fn baseline(brokers: &str, topics: &[String], records: usize, group: &str) -> BaselineRun {
+fn baseline(
+    brokers: &str,
+    topics: &[String],
+    records: usize,
+    group: &str,
+    expect_typed: usize,
+) -> BaselineRun {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -227,7 +299,7 @@ fn baseline(brokers: &str, topics: &[String], records: usize, group: &str) -> Ba
     }
     let seconds = first.map_or(f64::NAN, |first| first.elapsed().as_secs_f64());
     let cpu_us = per_record_us(cpu_at_first, process_cpu_ns(), records);
-    assert!(typed > records * 9 / 10, "most payloads deserialise ({typed} of {read})");
+    assert!(typed >= expect_typed, "most payloads deserialise ({typed} of {read})");
     BaselineRun {
         rate: records as f64 / seconds,
         cpu_us,
@@ -255,6 +327,20 @@ fn process_cpu_ns() -> Option<u64> {
     tasks_cpu_ns(None)
 }
 
+/// CPU time of this process's threads by name (`--threads`).
+fn cpu_ns_by_thread() -> HashMap<String, u64> {
+    let mut threads: HashMap<String, u64> = HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        *threads.entry(comm.trim_end().to_string()).or_default() += ns;
+    }
+    threads
+}
+
 fn tasks_cpu_ns(name: Option<&str>) -> Option<u64> {
     let name = name.map(|name| &name.as_bytes()[..name.len().min(15)]);
     let mut total = None;
@@ -273,6 +359,9 @@ fn tasks_cpu_ns(name: Option<&str>) -> Option<u64> {
 /// What one daemon run measured.
 struct DaemonRun {
     rate: f64,
+    /// The same up to the moment the outbox was empty as well: every signal of the stream
+    /// acknowledged by the broker.
+    drained_rate: f64,
     checkpoints: u64,
     /// The worker thread's CPU time per record over the same span, µs (less sensitive to
     /// other load on the machine than the rate).
@@ -286,21 +375,39 @@ struct DaemonRun {
     /// Records read when the first one was finished with.
     read_at_first_done: u64,
     seconds: f64,
-    /// The most outbox entries not yet acknowledged seen during the span, and at its end.
+    /// The most outbox entries not yet acknowledged seen during the span, and when the last
+    /// record had been applied.
     outbox_most: u64,
-    outbox_end: u64,
+    outbox_at_applied: u64,
+}
+
+/// The daemon's diagnostics switches.
+#[derive(Clone, Copy)]
+struct Options {
+    /// Signals published (`--no-publish` disables every output topic).
+    publish: bool,
+    /// The audit trail kept (`--no-history`: `tracking.history_limit` 0).
+    history: bool,
+    /// Progress printed every 100 ms (`--timeline`).
+    timeline: bool,
+    /// Every thread's CPU time per record over the span printed (`--threads`).
+    threads: bool,
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
-fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, history: bool, timeline: bool) -> DaemonRun {
+fn daemon_rate(
+    brokers: &str,
+    records: usize,
+    group: &str,
+    flows_path: &Path,
+    options: &Options,
+) -> DaemonRun {
+    let Options { publish, history, timeline, threads } = *options;
     let state = tempfile::tempdir().expect("temporary state directory");
     let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
         ("FLOWWATCH__KAFKA__GROUP_ID", group),
-        (
-            "FLOWWATCH__FLOWS__DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/flows"),
-        ),
+        ("FLOWWATCH__FLOWS__DIR", flows_path.to_str().expect("UTF-8 path")),
         ("FLOWWATCH__STATE__DIR", state.path().to_str().expect("UTF-8 path")),
     ]
     .iter()
@@ -323,7 +430,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     assert_eq!(config.state.backend, "redb", "the default store");
     let cancel = CancellationToken::new();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let running = daemon::start(config, flows(), clock, cancel.clone()).expect("daemon starts");
+    let running = daemon::start(config, flows(flows_path), clock, cancel.clone()).expect("daemon starts");
     let status = running.status.clone();
     let began = Instant::now();
     let mut first = None;
@@ -331,12 +438,17 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
     let mut read_at_first_done = 0;
     let mut last_line = Instant::now();
     let mut outbox_most = 0;
+    let mut applied = None;
+    let mut outbox_at_applied = 0;
     let mut cpu_at_first = (None, None, None);
+    let mut by_thread_at_first = HashMap::new();
     loop {
-        let done = status.records_done.load(Ordering::Relaxed) as usize;
+        // Acquire: the outbox length read after it counts these records' signals.
+        let done = status.records_done.load(Ordering::Acquire) as usize;
         if first.is_none() && status.records_read.load(Ordering::Relaxed) > 0 {
             first = Some(Instant::now());
             cpu_at_first = (thread_cpu_ns(WORKER_THREAD), thread_cpu_ns(READER_THREAD), process_cpu_ns());
+            by_thread_at_first = cpu_ns_by_thread();
         }
         if first_done.is_none() && done > 0 {
             first_done = first.map(|first: Instant| first.elapsed());
@@ -354,22 +466,46 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
                 status.checkpoints.load(Ordering::Relaxed),
             );
         }
-        if done >= records {
+        if done >= records && applied.is_none() {
+            applied = first.map(|first: Instant| first.elapsed());
+            outbox_at_applied = status.outbox_len.load(Ordering::Relaxed);
+        }
+        if applied.is_some() && status.outbox_len.load(Ordering::Relaxed) == 0 {
             break;
         }
-        assert!(began.elapsed() < LIMIT, "daemon stuck at {done} of {records} records");
+        assert!(
+            began.elapsed() < LIMIT,
+            "daemon stuck at {done} of {records} records, {} signals unacknowledged",
+            status.outbox_len.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let seconds = first.map_or(f64::NAN, |first| first.elapsed().as_secs_f64());
+    let drained = first.map_or(f64::NAN, |first| first.elapsed().as_secs_f64());
+    let seconds = applied.map_or(f64::NAN, |applied| applied.as_secs_f64());
     let worker_us = per_record_us(cpu_at_first.0, thread_cpu_ns(WORKER_THREAD), records);
     let reader_us = per_record_us(cpu_at_first.1, thread_cpu_ns(READER_THREAD), records);
     let cpu_us = per_record_us(cpu_at_first.2, process_cpu_ns(), records);
+    if threads {
+        // Threads by name (librdkafka's of all clients share names), busiest first.
+        let mut spent: Vec<(String, u64)> = cpu_ns_by_thread()
+            .into_iter()
+            .map(|(name, ns)| {
+                let then = by_thread_at_first.get(&name).copied().unwrap_or(0);
+                (name, ns.saturating_sub(then))
+            })
+            .filter(|(_, ns)| *ns > 0)
+            .collect();
+        spent.sort_by_key(|(_, ns)| std::cmp::Reverse(*ns));
+        for (name, ns) in spent {
+            println!("       thread {name:<16} {:.2} µs CPU per record", ns as f64 / 1000.0 / records as f64);
+        }
+    }
     let checkpoints = status.checkpoints.load(Ordering::Relaxed);
-    let outbox_end = status.outbox_len.load(Ordering::Relaxed);
     cancel.cancel();
     running.join().expect("clean shutdown");
     DaemonRun {
         rate: records as f64 / seconds,
+        drained_rate: records as f64 / drained,
         checkpoints,
         worker_us,
         reader_us,
@@ -378,7 +514,7 @@ fn daemon_rate(brokers: &str, records: usize, group: &str, publish: bool, histor
         read_at_first_done,
         seconds,
         outbox_most,
-        outbox_end,
+        outbox_at_applied,
     }
 }
 
@@ -389,19 +525,32 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|arg| arg == "--quick");
-    let value_of = |flag: &str| {
+    let text_of = |flag: &str| {
         args.iter()
             .position(|arg| arg == flag)
-            .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+            .and_then(|i| args.get(i + 1).cloned())
     };
+    let value_of = |flag: &str| text_of(flag).and_then(|text| text.parse::<usize>().ok());
+    let stream = text_of("--stream").map(PathBuf::from);
+    let flows_path = text_of("--flows")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/flows")));
     let records = value_of("--records").unwrap_or(if quick { 20_000 } else { 200_000 });
-    let partitions = value_of("--partitions").unwrap_or(16) as i32;
+    let partitions = value_of("--partitions").unwrap_or_else(|| match &stream {
+        // Enough partitions that no topic reaches the mock's per-partition limits.
+        Some(path) => partitions_for(stream_lines(Some(path), 0)),
+        None => 16,
+    }) as i32;
     let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
-    let publish = !args.iter().any(|arg| arg == "--no-publish");
-    let history = !args.iter().any(|arg| arg == "--no-history");
-    let timeline = args.iter().any(|arg| arg == "--timeline");
+    let linger_ms = value_of("--linger-ms").unwrap_or(1000);
+    let options = Options {
+        publish: !args.iter().any(|arg| arg == "--no-publish"),
+        history: !args.iter().any(|arg| arg == "--no-history"),
+        timeline: args.iter().any(|arg| arg == "--timeline"),
+        threads: args.iter().any(|arg| arg == "--threads"),
+    };
 
-    let topics = Engine::new(flows(), EngineConfig::default()).topics().to_vec();
+    let topics = Engine::new(flows(&flows_path), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
     for topic in &topics {
         cluster.create_topic(topic, partitions, 1).expect("topic created");
@@ -410,19 +559,41 @@ fn main() {
         cluster.create_topic(topic, 4, 1).expect("topic created");
     }
     let brokers = cluster.bootstrap_servers();
-    let produced = produce(&brokers, records, partitions);
+    let lines = stream_lines(stream.as_deref(), records);
+    let produced = produce(&brokers, lines, &topics, partitions, linger_ms);
     println!(
-        "stream: {produced} records on {} topics x {partitions} partitions (mock cluster)",
-        topics.len()
+        "stream: {} records on {} topics x {partitions} partitions (mock cluster, producer linger.ms {linger_ms}){}",
+        produced.records,
+        topics.len(),
+        match &stream {
+            Some(path) => format!(
+                ", from {} ({} lines on topics no flow reads left out, {} undecodable lines produced as they are)",
+                path.display(),
+                produced.skipped,
+                produced.undecodable
+            ),
+            None => String::new(),
+        }
     );
+    // The generated stream's payloads are the typed struct's; a given stream's may have any
+    // shape (fields of other types fail to deserialise, which the baseline only counts).
+    let expect_typed = if stream.is_none() { produced.records * 9 / 10 } else { 0 };
+    let produced = produced.records;
 
     let (mut base_best, mut daemon_best, mut checkpoints) = (0f64, 0f64, 0);
+    let mut drained_best = 0f64;
     let (mut worker_best, mut reader_best) = (f64::INFINITY, f64::INFINITY);
     let (mut base_cpu_best, mut daemon_cpu_best) = (f64::INFINITY, f64::INFINITY);
     for run in 0..runs {
-        let base = baseline(&brokers, &topics, produced, &format!("bench-baseline-{run}"));
+        let base = baseline(
+            &brokers,
+            &topics,
+            produced,
+            &format!("bench-baseline-{run}"),
+            expect_typed,
+        );
         let group = format!("bench-daemon-{run}");
-        let daemon = daemon_rate(&brokers, produced, &group, publish, history, timeline);
+        let daemon = daemon_rate(&brokers, produced, &group, &flows_path, &options);
         println!(
             "run {}: baseline {:.0} records/s ({:.2} µs CPU per record), daemon {:.0} records/s ({} checkpoints; {:.2} µs CPU per record: worker thread {:.2}, reader thread {:.2})",
             run + 1,
@@ -435,8 +606,8 @@ fn main() {
             daemon.reader_us
         );
         println!(
-            "       daemon: first record finished {:.3} s into the {:.3} s span ({} records read by then); outbox (unacknowledged) at most {}, {} at the end",
-            daemon.first_done, daemon.seconds, daemon.read_at_first_done, daemon.outbox_most, daemon.outbox_end
+            "       daemon: first record finished {:.3} s into the {:.3} s span ({} records read by then); outbox (unacknowledged) at most {}, {} when the last record was applied; {:.0} records/s until every signal was acknowledged",
+            daemon.first_done, daemon.seconds, daemon.read_at_first_done, daemon.outbox_most, daemon.outbox_at_applied, daemon.drained_rate
         );
         base_best = base_best.max(base.rate);
         base_cpu_best = base_cpu_best.min(base.cpu_us);
@@ -447,12 +618,15 @@ fn main() {
             daemon_best = daemon.rate;
             checkpoints = daemon.checkpoints;
         }
+        drained_best = drained_best.max(daemon.drained_rate);
     }
     println!("baseline (typed serde): {base_best:>10.0} records/s, {base_cpu_best:.2} µs CPU per record (process, least of the runs)");
     println!("daemon (redb, default): {daemon_best:>10.0} records/s ({checkpoints} checkpoints), {daemon_cpu_best:.2} µs CPU per record (process, least of the runs)");
+    println!("daemon, signals too:    {drained_best:>10.0} records/s (until every signal was acknowledged)");
     println!("daemon threads:         worker {worker_best:.2} µs, reader {reader_best:.2} µs CPU per record (least of the runs)");
     println!(
-        "daemon / baseline:      {:>10.2}   (target >= 0.70)",
-        daemon_best / base_best
+        "daemon / baseline:      {:>10.2}   (target >= 0.70; {:.2} until every signal was acknowledged)",
+        daemon_best / base_best,
+        drained_best / base_best
     );
 }

@@ -8,6 +8,9 @@
 //!
 //! Figures print as ratios against the baseline of the same run. `--quick` uses small sizes
 //! so CI keeps the benchmark compiling and running; `--records N`, `--instances N` override.
+//! `--stream FILE` times a given stream (replay input format) instead of the generated one,
+//! `--flows PATH` with other flows than the shipped ones (the memory measurement keeps the
+//! shipped flows and its synthetic orders).
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -23,7 +26,7 @@ use flowwatch::replay::{replay, ReplayOptions};
 use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
@@ -82,17 +85,18 @@ fn parse_only(path: &PathBuf) -> usize {
     count
 }
 
-fn flows() -> Vec<flowwatch::flow::Flow> {
-    let report = load_dir_or_files(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")]);
-    assert!(
-        report.errors.is_empty(),
-        "shipped flows must validate: {:?}",
-        report.errors
-    );
+/// The shipped flows (the memory measurement's, and the timed runs' unless `--flows`).
+fn shipped_flows() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")
+}
+
+fn flows(path: &Path) -> Vec<flowwatch::flow::Flow> {
+    let report = load_dir_or_files(&[path.to_path_buf()]);
+    assert!(report.errors.is_empty(), "flows must validate: {:?}", report.errors);
     report.flows
 }
 
-fn run_replay(path: &PathBuf) -> u64 {
+fn run_replay(path: &PathBuf, flows_path: &Path) -> u64 {
     let mut input =
         BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
     let options = ReplayOptions {
@@ -101,7 +105,7 @@ fn run_replay(path: &PathBuf) -> u64 {
         stats: false,
     };
     let engine = replay(
-        flows(),
+        flows(flows_path),
         &mut input,
         &options,
         &mut std::io::sink(),
@@ -154,7 +158,7 @@ fn rss_bytes() -> i64 {
 }
 
 fn memory_per_open_instance(instances: usize) -> (f64, f64) {
-    let mut engine = Engine::new(flows(), EngineConfig::default());
+    let mut engine = Engine::new(flows(&shipped_flows()), EngineConfig::default());
     let mut outputs = Vec::new();
     let make = |n: usize| {
         Record {
@@ -199,20 +203,33 @@ fn main() {
         return;
     }
     let quick = args.iter().any(|arg| arg == "--quick");
-    let value_of = |flag: &str| {
+    let text_of = |flag: &str| {
         args.iter()
             .position(|arg| arg == flag)
-            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .and_then(|i| args.get(i + 1).cloned())
     };
+    let value_of = |flag: &str| text_of(flag).and_then(|text| text.parse::<usize>().ok());
     let records: usize = value_of("--records").unwrap_or(if quick { 50_000 } else { 1_000_000 });
     let instances: usize =
         value_of("--instances").unwrap_or(if quick { 50_000 } else { 1_000_000 });
     let runs = if quick { 1 } else { 3 };
-    let path = std::env::temp_dir().join(format!(
-        "flowwatch-bench-{}-{records}.jsonl",
-        std::process::id()
-    ));
-    let written = generate(records, &path);
+    let flows_path = text_of("--flows").map(PathBuf::from).unwrap_or_else(shipped_flows);
+    let given = text_of("--stream").map(PathBuf::from);
+    let path = given.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "flowwatch-bench-{}-{records}.jsonl",
+            std::process::id()
+        ))
+    });
+    let written = match &given {
+        // A given stream (`--stream FILE`, replay input format): its lines, blank ones aside.
+        Some(path) => BufReader::new(std::fs::File::open(path).expect("open --stream"))
+            .lines()
+            .map(|line| line.expect("read line"))
+            .filter(|line| !line.trim().is_empty())
+            .count(),
+        None => generate(records, &path),
+    };
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "stream: {written} records, {:.1} MB ({})",
@@ -221,8 +238,13 @@ fn main() {
     );
 
     let (parse_seconds, parse_cpu, parsed) = best_of(runs, || parse_only(&path));
-    let (replay_seconds, replay_cpu, replayed) = best_of(runs, || run_replay(&path));
-    assert_eq!(replayed as usize, written);
+    let (replay_seconds, replay_cpu, replayed) = best_of(runs, || run_replay(&path, &flows_path));
+    if given.is_none() {
+        assert_eq!(replayed as usize, written);
+    } else if replayed as usize != written {
+        // Lines replay could not read are reported on its stderr and skipped.
+        println!("replay read {replayed} of the {written} lines as records");
+    }
     let parse_rate = parsed as f64 / parse_seconds;
     let replay_rate = written as f64 / replay_seconds;
     println!("parse-only baseline: {:>10.0} records/s", parse_rate);
@@ -240,7 +262,7 @@ fn main() {
         micros(parse_cpu),
         replay_cpu / parse_cpu.max(0.01)
     );
-    if !args.iter().any(|arg| arg == "--keep") {
+    if given.is_none() && !args.iter().any(|arg| arg == "--keep") {
         let _ = std::fs::remove_file(&path);
     }
 

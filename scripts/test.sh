@@ -38,6 +38,9 @@ step "benchmarks, quick mode"
 bench/replay --quick
 bench/store --quick
 bench/live --quick
+# A given stream (the held-out form): the same benchmarks over an example stream and the shipped flows.
+bench/live --quick --stream tests/examples/checkout-day.jsonl --flows flows
+bench/replay --quick --stream tests/examples/checkout-day.jsonl --flows flows
 bench/scale --quick
 
 step "fuzzing, quick mode (25 s per target; scripts/fuzz.sh for longer runs)"

@@ -32,7 +32,9 @@ pub struct Status {
     pub records_read: AtomicU64,
     /// Records finished with: applied to the engine, dead-lettered, or skipped (read again
     /// after a restart, or before `kafka.start_from`). Trails `records_read` by what the live
-    /// merge holds.
+    /// merge holds. Added to once per turn, after `outbox_len` was stored (release): a
+    /// reader that loads this with acquire ordering and then `outbox_len` sees a length that
+    /// counts these records' outputs.
     pub records_done: AtomicU64,
     /// Another consumer took partitions of the group (one daemon per group is supported).
     pub group_conflict: AtomicBool,

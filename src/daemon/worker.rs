@@ -118,6 +118,9 @@ struct Run {
     /// The checkpoint the writer is committing.
     pending: Option<Pending>,
     last_record_at: Millis,
+    /// Records finished with in this turn, added to `Status::records_done` once its outputs
+    /// are in the outbox and `Status::outbox_len` counts them.
+    done_in_turn: u64,
     force_checkpoint: bool,
     /// Partitions of the flows' topics were held by another member of the group at the last
     /// listing (logged when that ends).
@@ -179,6 +182,7 @@ impl Worker {
             last_checkpoint_cost: 0,
             pending: None,
             last_record_at: real.now(),
+            done_in_turn: 0,
             force_checkpoint: false,
             waited_for_members: false,
             horizon_set: Millis::MIN,
@@ -235,6 +239,12 @@ impl Worker {
         self.update_positions(run, real);
         self.advance(run);
         self.publish(run, real)?;
+        // After `publish` stored the outbox's length: whoever sees these records done sees
+        // an outbox length that counts their outputs.
+        let done = std::mem::take(&mut run.done_in_turn);
+        if done > 0 {
+            self.status.records_done.fetch_add(done, Ordering::Release);
+        }
         if let Some(result) = self.writer.finished() {
             self.settle_checkpoint(run, result);
         }
@@ -393,7 +403,7 @@ impl Worker {
     /// `kafka.start_from`): only the read position moves.
     fn passed(&self, run: &mut Run, partition: &TopicPartition, offset: i64) {
         run.aligner.passed(partition, offset);
-        self.status.records_done.fetch_add(1, Ordering::Relaxed);
+        run.done_in_turn += 1;
     }
 
     /// Releases what the clock has passed into the engine and moves the engine's clock.
@@ -434,7 +444,7 @@ impl Worker {
                 None => counted.push((topic, result, 1)),
             }
             self.effects(run, Some(&held.record), true);
-            self.status.records_done.fetch_add(1, Ordering::Relaxed);
+            run.done_in_turn += 1;
         }
         if !counted.is_empty() {
             for (topic, result, records) in &counted {

@@ -41,6 +41,11 @@ pub(super) use writer::Writer;
 
 /// Most records taken from the reader per turn.
 const BATCH: usize = 5_000;
+/// Most records applied per turn: after a catch-up read ahead, the merge may release a
+/// hundred thousand at once; between such slices the turn publishes their signals (the
+/// producer's threads send them while the next slice is applied), settles deliveries and
+/// checkpoints, and answers the HTTP side.
+const APPLY_PER_TURN: usize = 5_000;
 /// Back-off before a failed delivery is tried again.
 const RETRY_AFTER: Millis = 1_000;
 /// Checkpoints are incremental, so their cost follows what changed since the last one (about
@@ -121,6 +126,8 @@ struct Run {
     /// Records finished with in this turn, added to `Status::records_done` once its outputs
     /// are in the outbox and `Status::outbox_len` counts them.
     done_in_turn: u64,
+    /// The last turn stopped applying at [`APPLY_PER_TURN`] with records still released.
+    more_ready: bool,
     force_checkpoint: bool,
     /// Partitions of the flows' topics were held by another member of the group at the last
     /// listing (logged when that ends).
@@ -183,6 +190,7 @@ impl Worker {
             pending: None,
             last_record_at: real.now(),
             done_in_turn: 0,
+            more_ready: false,
             force_checkpoint: false,
             waited_for_members: false,
             horizon_set: Millis::MIN,
@@ -209,7 +217,12 @@ impl Worker {
     fn turn(&mut self, run: &mut Run, real: &SystemClock) -> anyhow::Result<()> {
         self.serve_requests(run);
         let mut taken = 0;
-        let mut wait = Duration::from_millis(20);
+        // Records released but not applied last turn are work at hand: do not wait for more.
+        let mut wait = if run.more_ready {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(20)
+        };
         while taken < BATCH {
             let Some(batch) = run.reader.next(wait)? else {
                 break;
@@ -422,6 +435,8 @@ impl Worker {
         tracing::trace!(live = %time::format_rfc3339(live.max(0)), waiting = run.aligner.waiting(), "Live clock.");
         // Records counted by topic and result, added to the metrics once per turn.
         let mut counted: Vec<(Arc<str>, RecordResult, u64)> = Vec::new();
+        let mut applied = 0;
+        run.more_ready = false;
         while let Some(((topic, _), _, _, held)) = run.aligner.pop_ready(live) {
             let input = match held.skewed_at {
                 Some(now) => Input::SkewedRecordReceived {
@@ -445,6 +460,12 @@ impl Worker {
             }
             self.effects(run, Some(&held.record), true);
             run.done_in_turn += 1;
+            applied += 1;
+            if applied == APPLY_PER_TURN {
+                // The rest next turn (the engine's clock below stays short of them).
+                run.more_ready = true;
+                break;
+            }
         }
         if !counted.is_empty() {
             for (topic, result, records) in &counted {

@@ -98,9 +98,26 @@ pub struct Produced {
 
 /// [`produce`] onto topics that already hold what `so_far` counted.
 pub fn produce_more(brokers: &str, records: &[Record], so_far: &mut Produced) -> Vec<Record<'static>> {
+    produce_lingering(brokers, records, so_far, 5)
+}
+
+/// [`produce`] in large producer batches (a second's linger): the mock broker answers a fetch
+/// with one stored batch per partition, so a consumer reads each partition in a few large
+/// steps instead of many small ones.
+pub fn produce_in_large_batches(brokers: &str, records: &[Record]) -> Vec<Record<'static>> {
+    produce_lingering(brokers, records, &mut Produced::default(), 1_000)
+}
+
+fn produce_lingering(
+    brokers: &str,
+    records: &[Record],
+    so_far: &mut Produced,
+    linger_ms: u32,
+) -> Vec<Record<'static>> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
+        .set("linger.ms", linger_ms.to_string())
         .create()
         .expect("producer");
     let Produced {

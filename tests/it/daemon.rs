@@ -207,14 +207,8 @@ fn a_backlog_released_at_once_is_applied_in_slices_with_a_replays_signals() {
     use flowwatch::clock::ManualClock;
     use flowwatch::time::parse_rfc3339;
     use std::sync::atomic::Ordering;
-    // The mock keeps at most 5 MiB per partition: room for the signals topic's 26 k records.
-    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster starts");
-    for topic in input_topics() {
-        cluster.create_topic(&topic, PARTITIONS, 1).expect("topic created");
-    }
-    for topic in ["flowwatch.signals", "flowwatch.alerts", "flowwatch.dead-letter"] {
-        cluster.create_topic(topic, 8, 1).expect("topic created");
-    }
+    // Room for the signals topic's 26 k records (the mock keeps at most 5 MiB per partition).
+    let cluster = mock_cluster_with_outputs(&input_topics(), 8);
     let brokers = cluster.bootstrap_servers();
     let start = parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
     let records = produce_in_large_batches(&brokers, &sim_stream(41, start, 15, 4.0));

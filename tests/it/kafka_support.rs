@@ -68,12 +68,21 @@ pub fn example_records(name: &str) -> Vec<Record<'static>> {
 
 /// A mock cluster with the flows' topics and the output topics created.
 pub fn mock_cluster(topics: &[String]) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    mock_cluster_with_outputs(topics, 1)
+}
+
+/// [`mock_cluster`] with `outputs` partitions for each output topic (the mock keeps at most
+/// 5 MiB per partition and silently drops older records beyond that).
+pub fn mock_cluster_with_outputs(
+    topics: &[String],
+    outputs: i32,
+) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster starts");
     for topic in topics {
         cluster.create_topic(topic, PARTITIONS, 1).expect("topic created");
     }
     for topic in ["flowwatch.signals", "flowwatch.alerts", "flowwatch.dead-letter"] {
-        cluster.create_topic(topic, 1, 1).expect("topic created");
+        cluster.create_topic(topic, outputs, 1).expect("topic created");
     }
     cluster
 }

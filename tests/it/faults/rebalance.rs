@@ -20,14 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// The flows' topics and the outputs, [`PARTITIONS`] partitions each (the mock keeps about
 /// 5 MiB per partition).
 fn cluster() -> MockCluster<'static, DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster starts");
-    for topic in input_topics() {
-        cluster.create_topic(&topic, PARTITIONS, 1).expect("topic created");
-    }
-    for topic in ["flowwatch.signals", "flowwatch.alerts", "flowwatch.dead-letter"] {
-        cluster.create_topic(topic, PARTITIONS, 1).expect("topic created");
-    }
-    cluster
+    mock_cluster_with_outputs(&input_topics(), PARTITIONS)
 }
 
 /// A plain consumer joining the daemon's group: it reads but never commits.

@@ -166,8 +166,9 @@ struct Produced {
     records: usize,
     /// Lines on topics no flow reads (not produced: neither side would read them).
     skipped: usize,
-    /// Of the records produced, those whose line did not decode (produced as they are, on the
-    /// first topic: the daemon dead-letters them, the baseline fails to deserialise them).
+    /// Of the records produced, those whose line did not decode (their payload, or the whole
+    /// line, produced as it is: the daemon dead-letters them, the baseline fails to
+    /// deserialise them).
     undecodable: usize,
 }
 
@@ -210,8 +211,21 @@ fn produce(
                 record.key,
             ),
             Err(_) => {
+                // A payload that is not JSON goes on the wire as it is, on its line's topic
+                // (the first flow topic when the line names none the flows read).
                 produced.undecodable += 1;
-                (topics[0].clone(), line.into_bytes(), scenario::BASE, None)
+                let envelope: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+                let field = |name: &str| {
+                    envelope.as_ref()?.get(name)?.as_str().map(str::to_string)
+                };
+                let topic = field("topic")
+                    .filter(|topic| topics.contains(topic))
+                    .unwrap_or_else(|| topics[0].clone());
+                let payload = field("value")
+                    .or_else(|| field("payload"))
+                    .map(String::into_bytes)
+                    .unwrap_or_else(|| line.clone().into_bytes());
+                (topic, payload, scenario::BASE, None)
             }
         };
         produced.records += 1;

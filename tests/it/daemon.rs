@@ -200,7 +200,8 @@ fn a_restart_catches_up_from_the_checkpoint_without_false_breaches() {
 /// short of the records not applied yet. The signals equal a time-sorted replay's (a clock
 /// moved on to the merge's instead of the held records' bound fires their timers early: 3,751
 /// signals differed when that was tried). About 9,800 records; when this test was written an
-/// instrumented build showed the merge releasing more than a slice at once in every run.
+/// instrumented build showed the merge releasing more than a slice at once in each of four
+/// runs (nothing in the daemon's outputs shows the slices, so the test cannot assert them).
 #[test]
 fn a_backlog_released_at_once_is_applied_in_slices_with_a_replays_signals() {
     use crate::faults::{on_flow_topics, published_signals, sim_stream, wait_for};
@@ -213,7 +214,7 @@ fn a_backlog_released_at_once_is_applied_in_slices_with_a_replays_signals() {
     let start = parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
     let records = produce_in_large_batches(&brokers, &sim_stream(41, start, 15, 4.0));
     let expected_done = on_flow_topics(&records);
-    assert!(expected_done > 9_000, "a backlog of several slices: {expected_done} records");
+    assert!(expected_done > 9_000, "a backlog of more than one slice: {expected_done} records");
     let state = TempDir::new("slices");
     let config = test_config(&brokers, &state.0, "slices", &[("FLOWWATCH__STATE__BACKEND", "memory")]);
     let engine_config = daemon::engine_config(&config);

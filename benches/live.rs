@@ -26,6 +26,8 @@
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "support/given.rs"]
+mod given;
 #[path = "support/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
@@ -34,7 +36,6 @@ use flowwatch::clock::{Clock, SystemClock};
 use flowwatch::config;
 use flowwatch::daemon;
 use flowwatch::engine::{Engine, EngineConfig};
-use flowwatch::flow::{load_dir_or_files, Flow};
 use flowwatch::replay::decode::decode_line;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -44,7 +45,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -117,28 +117,12 @@ struct Event {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The flows the daemon runs: the shipped ones, or those of `--flows PATH`.
-fn flows(path: &Path) -> Vec<Flow> {
-    let report = load_dir_or_files(&[path.to_path_buf()]);
-    assert!(report.errors.is_empty(), "flows must validate: {:?}", report.errors);
-    report.flows
-}
-
 /// The stream's lines in the replay input format (SPEC.md), in arrival order: generated
 /// (`records` of the scenario kind) or read from `--stream FILE`.
 fn stream_lines(file: Option<&Path>, records: usize) -> Box<dyn Iterator<Item = String>> {
     match file {
         None => Box::new(scenario::lines(records).into_iter().map(|(_, line)| line)),
-        Some(path) => {
-            let file = std::fs::File::open(path)
-                .unwrap_or_else(|error| panic!("--stream {}: {error}", path.display()));
-            Box::new(
-                std::io::BufReader::with_capacity(1 << 20, file)
-                    .lines()
-                    .map(|line| line.expect("read a line of the stream"))
-                    .filter(|line| !line.trim().is_empty()),
-            )
-        }
+        Some(path) => Box::new(given::lines(path)),
     }
 }
 
@@ -224,7 +208,7 @@ fn produce(
                 let payload = field("value")
                     .or_else(|| field("payload"))
                     .map(String::into_bytes)
-                    .unwrap_or_else(|| line.clone().into_bytes());
+                    .unwrap_or_else(|| line.into_bytes());
                 (topic, payload, scenario::BASE, None)
             }
         };
@@ -444,7 +428,7 @@ fn daemon_rate(
     assert_eq!(config.state.backend, "redb", "the default store");
     let cancel = CancellationToken::new();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let running = daemon::start(config, flows(flows_path), clock, cancel.clone()).expect("daemon starts");
+    let running = daemon::start(config, given::flows(flows_path), clock, cancel.clone()).expect("daemon starts");
     let status = running.status.clone();
     let began = Instant::now();
     let mut first = None;
@@ -546,9 +530,7 @@ fn main() {
     };
     let value_of = |flag: &str| text_of(flag).and_then(|text| text.parse::<usize>().ok());
     let stream = text_of("--stream").map(PathBuf::from);
-    let flows_path = text_of("--flows")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/flows")));
+    let flows_path = text_of("--flows").map(PathBuf::from).unwrap_or_else(given::shipped_flows);
     let records = value_of("--records").unwrap_or(if quick { 20_000 } else { 200_000 });
     let partitions = value_of("--partitions").unwrap_or_else(|| match &stream {
         // Enough partitions that no topic reaches the mock's per-partition limits.
@@ -564,7 +546,7 @@ fn main() {
         threads: args.iter().any(|arg| arg == "--threads"),
     };
 
-    let topics = Engine::new(flows(&flows_path), EngineConfig::default()).topics().to_vec();
+    let topics = Engine::new(given::flows(&flows_path), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
     for topic in &topics {
         cluster.create_topic(topic, partitions, 1).expect("topic created");

@@ -15,11 +15,12 @@
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
 
+#[path = "support/given.rs"]
+mod given;
 #[path = "support/scenario.rs"]
 mod scenario;
 
 use flowwatch::engine::{Engine, EngineConfig, Input};
-use flowwatch::flow::load_dir_or_files;
 use flowwatch::json::Json;
 use flowwatch::record::Record;
 use flowwatch::replay::{replay, ReplayOptions};
@@ -85,17 +86,6 @@ fn parse_only(path: &PathBuf) -> usize {
     count
 }
 
-/// The shipped flows (the memory measurement's, and the timed runs' unless `--flows`).
-fn shipped_flows() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("flows")
-}
-
-fn flows(path: &Path) -> Vec<flowwatch::flow::Flow> {
-    let report = load_dir_or_files(&[path.to_path_buf()]);
-    assert!(report.errors.is_empty(), "flows must validate: {:?}", report.errors);
-    report.flows
-}
-
 fn run_replay(path: &PathBuf, flows_path: &Path) -> u64 {
     let mut input =
         BufReader::with_capacity(1 << 20, std::fs::File::open(path).expect("open stream"));
@@ -105,7 +95,7 @@ fn run_replay(path: &PathBuf, flows_path: &Path) -> u64 {
         stats: false,
     };
     let engine = replay(
-        flows(flows_path),
+        given::flows(flows_path),
         &mut input,
         &options,
         &mut std::io::sink(),
@@ -158,7 +148,7 @@ fn rss_bytes() -> i64 {
 }
 
 fn memory_per_open_instance(instances: usize) -> (f64, f64) {
-    let mut engine = Engine::new(flows(&shipped_flows()), EngineConfig::default());
+    let mut engine = Engine::new(given::flows(&given::shipped_flows()), EngineConfig::default());
     let mut outputs = Vec::new();
     let make = |n: usize| {
         Record {
@@ -213,21 +203,17 @@ fn main() {
     let instances: usize =
         value_of("--instances").unwrap_or(if quick { 50_000 } else { 1_000_000 });
     let runs = if quick { 1 } else { 3 };
-    let flows_path = text_of("--flows").map(PathBuf::from).unwrap_or_else(shipped_flows);
-    let given = text_of("--stream").map(PathBuf::from);
-    let path = given.clone().unwrap_or_else(|| {
+    let flows_path = text_of("--flows").map(PathBuf::from).unwrap_or_else(given::shipped_flows);
+    let stream_file = text_of("--stream").map(PathBuf::from);
+    let path = stream_file.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "flowwatch-bench-{}-{records}.jsonl",
             std::process::id()
         ))
     });
-    let written = match &given {
+    let written = match &stream_file {
         // A given stream (`--stream FILE`, replay input format): its lines, blank ones aside.
-        Some(path) => BufReader::new(std::fs::File::open(path).expect("open --stream"))
-            .lines()
-            .map(|line| line.expect("read line"))
-            .filter(|line| !line.trim().is_empty())
-            .count(),
+        Some(path) => given::lines(path).count(),
         None => generate(records, &path),
     };
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -239,7 +225,7 @@ fn main() {
 
     let (parse_seconds, parse_cpu, parsed) = best_of(runs, || parse_only(&path));
     let (replay_seconds, replay_cpu, replayed) = best_of(runs, || run_replay(&path, &flows_path));
-    if given.is_none() {
+    if stream_file.is_none() {
         assert_eq!(replayed as usize, written);
     } else if replayed as usize != written {
         // Lines replay could not read are reported on its stderr and skipped.
@@ -262,7 +248,7 @@ fn main() {
         micros(parse_cpu),
         replay_cpu / parse_cpu.max(0.01)
     );
-    if given.is_none() && !args.iter().any(|arg| arg == "--keep") {
+    if stream_file.is_none() && !args.iter().any(|arg| arg == "--keep") {
         let _ = std::fs::remove_file(&path);
     }
 

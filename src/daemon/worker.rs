@@ -556,15 +556,16 @@ impl Worker {
                     outbox_added = written.outbox_added,
                     "Checkpoint written."
                 );
-                let offsets: Vec<(TopicPartition, i64)> = pending.positions[..pending.owned]
-                    .iter()
-                    .filter(|(partition, _)| !pending.superseded.contains(partition))
-                    .map(|(partition, position)| (partition.clone(), position.offset))
-                    .collect();
-                for (partition, position) in pending.positions {
-                    if !pending.superseded.contains(&partition) {
-                        self.restored_positions.insert(partition, position);
+                // Partitions given up meanwhile keep the newer position `give_up` stored.
+                let mut offsets: Vec<(TopicPartition, i64)> = Vec::with_capacity(pending.owned);
+                for (index, (partition, position)) in pending.positions.into_iter().enumerate() {
+                    if pending.superseded.contains(&partition) {
+                        continue;
                     }
+                    if index < pending.owned {
+                        offsets.push((partition.clone(), position.offset));
+                    }
+                    self.restored_positions.insert(partition, position);
                 }
                 kafka::commit(&self.consumer, &offsets);
                 true

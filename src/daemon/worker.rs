@@ -29,12 +29,14 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod held_positions;
 mod outputs;
 mod partitions;
 mod reader;
 mod sender;
 mod writer;
 
+use held_positions::HeldPositions;
 use reader::{Event, Held, Read, Reader, ReaderSetup, Wall};
 use sender::Sender;
 pub(super) use writer::Writer;
@@ -94,13 +96,8 @@ struct OutTopics {
 /// A checkpoint handed to the writer, to settle when the writer reports on it.
 struct Pending {
     prepared: checkpoint::Prepared,
-    /// The positions it holds: those owned when it was taken first (`owned` of them), then
-    /// those of partitions away.
-    positions: Vec<(TopicPartition, ResumePosition)>,
-    owned: usize,
-    /// Partitions given up (revoked, lost) since it was taken: they keep the newer position
-    /// stored when they were given up, and their offsets are not committed.
-    superseded: HashSet<TopicPartition>,
+    /// The read positions it holds.
+    positions: HeldPositions,
     started: Millis,
 }
 
@@ -492,21 +489,12 @@ impl Worker {
     /// settled when the writer reports on it ([`Worker::settle_checkpoint`]).
     fn start_checkpoint(&mut self, run: &mut Run) {
         let started = SystemClock.now();
-        let mut positions = run.aligner.resume_positions();
         // Partitions taken away by a rebalance keep the position of what the engine applied
         // from them (they are committed to Kafka only while owned).
-        let owned = positions.len();
-        let assigned: HashSet<&TopicPartition> = positions.iter().map(|(partition, _)| partition).collect();
-        let away: Vec<(TopicPartition, ResumePosition)> = self
-            .restored_positions
-            .iter()
-            .filter(|(partition, _)| !assigned.contains(partition))
-            .map(|(partition, position)| (partition.clone(), position.clone()))
-            .collect();
-        positions.extend(away);
+        let positions = HeldPositions::take(run.aligner.resume_positions(), &self.restored_positions);
         let mut prepared = checkpoint::prepare(
             self.tracker.engine_mut(),
-            &positions,
+            positions.all(),
             &self.outbox,
             &self.stored_keys,
             self.clock.now(),
@@ -515,8 +503,6 @@ impl Worker {
         run.pending = Some(Pending {
             prepared,
             positions,
-            owned,
-            superseded: HashSet::new(),
             started,
         });
     }
@@ -557,17 +543,9 @@ impl Worker {
                     "Checkpoint written."
                 );
                 // Partitions given up meanwhile keep the newer position `give_up` stored.
-                let mut offsets: Vec<(TopicPartition, i64)> = Vec::with_capacity(pending.owned);
-                for (index, (partition, position)) in pending.positions.into_iter().enumerate() {
-                    if pending.superseded.contains(&partition) {
-                        continue;
-                    }
-                    if index < pending.owned {
-                        offsets.push((partition.clone(), position.offset));
-                    }
-                    self.restored_positions.insert(partition, position);
-                }
-                kafka::commit(&self.consumer, &offsets);
+                let settled = pending.positions.settle();
+                self.restored_positions.extend(settled.stored);
+                kafka::commit(&self.consumer, &settled.offsets);
                 true
             }
             Err(error) => {

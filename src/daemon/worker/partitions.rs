@@ -95,7 +95,7 @@ impl Worker {
             }
         }
         if let Some(pending) = &mut run.pending {
-            pending.superseded.extend(partitions.iter().cloned());
+            pending.positions.give_up(partitions);
         }
         for partition in partitions {
             run.aligner.revoke(partition);

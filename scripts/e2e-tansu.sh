@@ -3,8 +3,9 @@
 # `dynostore` and `libsql` features): installs tansu when missing or built without `libsql`
 # (cached build), starts it on a free port of 127.0.0.1 with in-memory storage, waits until it
 # accepts connections, and runs the `e2e` test binary (tests/e2e/) with FLOWWATCH_E2E_BROKERS
-# set (the live = replay test) and FLOWWATCH_E2E_TANSU set (the broker-restart test starts its
-# own tansu on SQLite storage), then, with E2E_TANSU_TORTURE=1, the kill -9 loop of the daemon
+# set (the live = replay test) and FLOWWATCH_E2E_TANSU set (the broker-restart test and the
+# TLS + SASL test start their own tansu on SQLite storage), then, with E2E_TANSU_TORTURE=1, the
+# kill -9 loop of the daemon
 # against its own tansu (`torture` binary, test `kill_minus_nine_tansu`). Stops the broker on
 # exit. Bounded in time.
 # Usage: scripts/e2e-tansu.sh [extra cargo test args]     (from anywhere in the repository)

@@ -12,7 +12,8 @@
 //! of those records gives (same instances, outcomes, breaches and deadlines, no false breach),
 //! and the dead-letter topic exactly the invalid records, with their reason headers.
 //!
-//! `restart.rs` restarts a broker on persistent storage under the daemon; `tansu.rs` runs the
+//! `restart.rs` restarts a broker on persistent storage under the daemon; `security.rs` runs it
+//! against a broker that requires TLS (`tls_proxy.rs`) and SASL/SCRAM; `tansu.rs` runs the
 //! broker process (also used by the kill -9 loop against tansu in `tests/torture`).
 
 // The harness bounds its waits on a real broker and real processes by the wall clock (never
@@ -23,7 +24,9 @@
 #[path = "../it/kafka_support.rs"]
 mod kafka_support;
 mod restart;
+mod security;
 mod tansu;
+mod tls_proxy;
 
 use flowwatch::config;
 use flowwatch::daemon::{self, kafka::Decoded};
@@ -125,11 +128,16 @@ fn simulate(brokers: &str, seed: &str, start: &str, duration: &str) -> usize {
 /// and restarted, one client's requests timed out for a whole minute while other clients'
 /// were answered.
 fn reader(brokers: &str, topics: &[String]) -> (BaseConsumer, HashMap<(String, i32), i64>) {
+    reader_with(brokers, &[], topics)
+}
+
+/// [`reader`] with more client `properties` (security settings).
+fn reader_with(brokers: &str, properties: &[(&str, &str)], topics: &[String]) -> (BaseConsumer, HashMap<(String, i32), i64>) {
     let group = format!("e2e-reader-{}", std::process::id());
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let started = Instant::now();
     loop {
-        let (consumer, partitions) = kafka_support::assign_from_beginning(brokers, &group, 5, &topics);
+        let (consumer, partitions) = kafka_support::assign_from_beginning_with(brokers, properties, &group, 5, &topics);
         match watermarks(&consumer, partitions, Duration::from_secs(20)) {
             Ok(high) => return (consumer, high),
             Err(error) if started.elapsed() < Duration::from_secs(120) => {
@@ -240,7 +248,19 @@ struct Published {
 /// Reads `topic` from the beginning until it holds at least `expected` records and nothing
 /// more comes for 5 s, or nothing at all for 30 s, or until `limit`, while `daemon` runs.
 fn read_until_quiet(brokers: &str, topic: &str, expected: usize, daemon: &mut Child, limit: Duration) -> Vec<Published> {
-    let (consumer, _) = reader(brokers, &[topic.to_string()]);
+    read_until_quiet_with(brokers, &[], topic, expected, daemon, limit)
+}
+
+/// [`read_until_quiet`] with more client `properties` (security settings).
+fn read_until_quiet_with(
+    brokers: &str,
+    properties: &[(&str, &str)],
+    topic: &str,
+    expected: usize,
+    daemon: &mut Child,
+    limit: Duration,
+) -> Vec<Published> {
+    let (consumer, _) = reader_with(brokers, properties, &[topic.to_string()]);
     let quiet = Duration::from_secs(5);
     let started = Instant::now();
     let mut last = Instant::now();

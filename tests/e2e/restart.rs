@@ -18,7 +18,7 @@ const GROUP: &str = "flowwatch-e2e-restart";
 /// A shorter stream than the main test's: tansu on SQLite takes each record in a transaction.
 const RESTART_SIM_DURATION: &str = "40m";
 
-fn tansu_binary() -> PathBuf {
+pub(super) fn tansu_binary() -> PathBuf {
     match std::env::var(ENV_TANSU) {
         Ok(path) if !path.trim().is_empty() => PathBuf::from(path),
         _ => panic!(

@@ -1,6 +1,7 @@
 //! A tansu broker process for the tests against a real broker (the end-to-end suite and the
 //! kill -9 loop against tansu): started on a free port of 127.0.0.1 with the given storage,
-//! stopped with a signal and started again on the same port and storage; and topic creation
+//! stopped with a signal and started again on the same port and storage, optionally requiring
+//! SASL authentication (with its SCRAM users) or advertising a proxy's port; and topic creation
 //! through the admin API (tansu does not auto-create topics).
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -53,6 +54,11 @@ pub struct Broker {
     child: Option<Child>,
     /// How many times it was started.
     pub starts: usize,
+    /// Start it requiring SASL authentication (`--authentication`; users with
+    /// [`Broker::create_user`]).
+    pub authentication: bool,
+    /// Advertise this port of 127.0.0.1 to clients instead of its own (a proxy in front).
+    pub advertised_port: Option<u16>,
 }
 
 impl Broker {
@@ -69,6 +75,8 @@ impl Broker {
             port,
             child: None,
             starts: 0,
+            authentication: false,
+            advertised_port: None,
         }
     }
 
@@ -88,10 +96,15 @@ impl Broker {
             .open(self.log_path())
             .expect("tansu log");
         let url = format!("tcp://{}", self.address());
+        let advertised = match self.advertised_port {
+            Some(port) => format!("tcp://127.0.0.1:{port}"),
+            None => url.clone(),
+        };
         let child = Command::new(&self.binary)
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", &self.storage])
+            .args(self.authentication.then_some("--authentication"))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("tansu log"))
@@ -134,6 +147,23 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Creates a SCRAM user (`mechanism`: tansu's `scram256` or `scram512`) through the broker,
+    /// which must be running without authentication (tansu keeps users in its storage).
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let output = Command::new(&self.binary)
+            .args(["user", "create", "--broker", &format!("tcp://{}", self.address())])
+            .args(["--mechanism", mechanism, name, password])
+            .stdin(Stdio::null())
+            .output()
+            .expect("tansu user create runs");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !said.contains("Error"),
+            "tansu user create failed ({}): {said}",
+            output.status
+        );
     }
 
     pub fn log_tail(&self) -> String {

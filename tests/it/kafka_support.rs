@@ -178,7 +178,22 @@ pub fn assign_from_beginning(
     fetch_wait_ms: u32,
     topics: &[&str],
 ) -> (BaseConsumer, Vec<(String, i32)>) {
-    let consumer: BaseConsumer = ClientConfig::new()
+    assign_from_beginning_with(brokers, &[], group, fetch_wait_ms, topics)
+}
+
+/// [`assign_from_beginning`] with more client `properties` (security settings).
+pub fn assign_from_beginning_with(
+    brokers: &str,
+    properties: &[(&str, &str)],
+    group: &str,
+    fetch_wait_ms: u32,
+    topics: &[&str],
+) -> (BaseConsumer, Vec<(String, i32)>) {
+    let mut config = ClientConfig::new();
+    for (name, value) in properties {
+        config.set(*name, *value);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")

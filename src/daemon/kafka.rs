@@ -239,7 +239,7 @@ pub type Delivery = (u64, Result<(), String>);
 
 /// The producer's context: delivery reports go back to the worker over a channel.
 pub struct ProducerHooks {
-    deliveries: Mutex<mpsc::Sender<Delivery>>,
+    deliveries: mpsc::Sender<Delivery>,
 }
 
 impl ClientContext for ProducerHooks {
@@ -253,18 +253,21 @@ impl ClientContext for ProducerHooks {
 }
 
 impl ProducerContext for ProducerHooks {
-    type DeliveryOpaque = Box<u64>;
+    /// The outbox sequence number (a `u64`; `usize` is as wide, see below), carried in the
+    /// message's opaque pointer itself: no allocation per message.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, seq: Box<u64>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         let outcome = match result {
             Ok(_) => Ok(()),
             Err((error, _)) => Err(error.to_string()),
         };
-        if let Ok(sender) = self.deliveries.lock() {
-            let _ = sender.send((*seq, outcome));
-        }
+        let _ = self.deliveries.send((seq as u64, outcome));
     }
 }
+
+// Outbox sequence numbers travel as a message's opaque `usize`.
+const _: () = assert!(usize::BITS >= u64::BITS, "flowwatch needs a 64-bit target");
 
 /// The producer.
 pub type OutboxProducer = ThreadedProducer<ProducerHooks>;
@@ -282,7 +285,7 @@ pub fn producer(config: &Config) -> KafkaResult<DaemonProducer> {
     let (sender, receiver) = mpsc::channel();
     let producer = producer_config(config)
         .create_with_context(ProducerHooks {
-            deliveries: Mutex::new(sender.clone()),
+            deliveries: sender.clone(),
         })
         .map_err(|error| redacted(config, error))?;
     Ok(DaemonProducer {
@@ -317,8 +320,8 @@ pub fn send(producer: &OutboxProducer, seq: u64, record: &OutRecord) -> Result<(
             value: Some(value.as_bytes()),
         });
     }
-    let mut base: BaseRecord<'_, str, [u8], Box<u64>> =
-        BaseRecord::with_opaque_to(&record.topic, Box::new(seq))
+    let mut base: BaseRecord<'_, str, [u8], usize> =
+        BaseRecord::with_opaque_to(&record.topic, seq as usize)
             .payload(record.payload.as_slice())
             .headers(headers);
     if let Some(key) = &record.key {

@@ -131,10 +131,10 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
     let wrong_log = state.0.join("wrong.log");
     let mut daemon = run_daemon(&env, WRONG_PASSWORD, &ca_file, &wrong_log);
     let waiting = Instant::now();
-    let refused = loop {
+    loop {
         let text = std::fs::read_to_string(&wrong_log).unwrap_or_default();
         if text.to_lowercase().contains("authentication") {
-            break text;
+            break;
         }
         assert!(
             waiting.elapsed() < Duration::from_secs(60),
@@ -144,9 +144,9 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
             panic!("flowwatch run exited: {status}; its log:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
     stop(daemon);
-    let refused = refused + &std::fs::read_to_string(&wrong_log).unwrap_or_default();
+    let refused = std::fs::read_to_string(&wrong_log).unwrap_or_default();
     assert!(!refused.contains("Partition assigned."), "no partition without authentication:\n{refused}");
     assert!(!refused.contains(WRONG_PASSWORD), "the password is never logged:\n{refused}");
     let said = refused

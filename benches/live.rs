@@ -21,7 +21,9 @@
 //! `--no-history` sets `tracking.history_limit` to 0 (a diagnostic: what the audit trail costs);
 //! `--linger-ms N` is the producer's linger when the stream is produced (1000: large batches);
 //! `--stream FILE` measures a given stream (replay input format) instead of the generated one,
-//! `--flows PATH` with other flows than the shipped ones.
+//! `--flows PATH` with other flows than the shipped ones. A given stream whose event times run
+//! later than a minute ago is measured with the daemon's clock starting a minute after its
+//! latest event time (at the wall clock's pace), as if it had been recorded in the past.
 
 // A benchmark measures wall-clock time by definition.
 #![allow(clippy::disallowed_methods)]
@@ -32,11 +34,12 @@ mod given;
 #[allow(dead_code)]
 mod scenario;
 
-use flowwatch::clock::{Clock, SystemClock};
+use flowwatch::clock::{Clock, ScaledClock, SystemClock};
 use flowwatch::config;
 use flowwatch::daemon;
 use flowwatch::engine::{Engine, EngineConfig};
 use flowwatch::replay::decode::decode_line;
+use flowwatch::time::{self, Millis};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -143,6 +146,22 @@ fn partitions_for(lines: impl Iterator<Item = String>) -> usize {
             (bytes * 5 / 4 / MOCK_PARTITION_BYTES).max(records * 5 / 4 / MOCK_PARTITION_RECORDS) + 1
         })
         .fold(16, usize::max)
+}
+
+/// Where the daemon's clock starts for a stream whose latest event time (by `flows_path`'s flows)
+/// is less than a minute before now: a minute after that time, so that the live merge holds no
+/// record for the wall clock (the allowed lateness is 5 s by default). `None`: the system clock.
+fn clock_origin(lines: impl Iterator<Item = String>, flows_path: &Path) -> Option<Millis> {
+    const MARGIN: Millis = 60_000;
+    let engine = Engine::new(given::flows(flows_path), EngineConfig::default());
+    let latest = lines
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let record = decode_line(&line, index as u64 + 1).ok()?;
+            Some(engine.record_time(&record))
+        })
+        .max()?;
+    (latest.saturating_add(MARGIN) > SystemClock.now()).then(|| latest.saturating_add(MARGIN))
 }
 
 /// What [`produce`] put on the mock.
@@ -390,6 +409,9 @@ struct Options {
     timeline: bool,
     /// Every thread's CPU time per record over the span printed (`--threads`).
     threads: bool,
+    /// The daemon's clock starts here instead of following the system clock (see
+    /// [`clock_origin`]).
+    clock_from: Option<Millis>,
 }
 
 /// The daemon: records/s from its first record read to its `records_done` reaching `records`.
@@ -400,7 +422,7 @@ fn daemon_rate(
     flows_path: &Path,
     options: &Options,
 ) -> DaemonRun {
-    let Options { publish, history, timeline, threads } = *options;
+    let Options { publish, history, timeline, threads, clock_from } = *options;
     let state = tempfile::tempdir().expect("temporary state directory");
     let mut env: HashMap<String, String> = [
         ("FLOWWATCH__KAFKA__BROKERS", brokers),
@@ -427,7 +449,10 @@ fn daemon_rate(
     let config = config::load(None, &env).expect("benchmark configuration is valid");
     assert_eq!(config.state.backend, "redb", "the default store");
     let cancel = CancellationToken::new();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match clock_from {
+        Some(origin) => Arc::new(ScaledClock::new(origin, 1.0)),
+        None => Arc::new(SystemClock),
+    };
     let running = daemon::start(config, given::flows(flows_path), clock, cancel.clone()).expect("daemon starts");
     let status = running.status.clone();
     let began = Instant::now();
@@ -544,7 +569,14 @@ fn main() {
         history: !args.iter().any(|arg| arg == "--no-history"),
         timeline: args.iter().any(|arg| arg == "--timeline"),
         threads: args.iter().any(|arg| arg == "--threads"),
+        clock_from: stream.as_deref().and_then(|path| clock_origin(stream_lines(Some(path), 0), &flows_path)),
     };
+    if let Some(origin) = options.clock_from {
+        println!(
+            "the stream's event times run later than a minute ago: the daemon's clock starts at {} (a minute after the latest) and runs at the wall clock's pace",
+            time::format_rfc3339(origin)
+        );
+    }
 
     let topics = Engine::new(given::flows(&flows_path), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");

@@ -361,29 +361,81 @@ fn stop(mut daemon: Child) {
     assert!(status.success(), "flowwatch run exited with {status} after SIGTERM");
 }
 
-#[test]
-fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
-    let brokers = brokers();
-    let started = Instant::now();
+/// What [`fill_topics`] put on the broker.
+struct Filled {
+    /// Every input topic: the flows' and [`OTHER_TOPICS`].
+    all_inputs: Vec<String>,
+    /// The records in the flows' topics, decoded as the daemon decodes them.
+    records: Vec<Record<'static>>,
+    /// Those whose payload is not JSON, as (topic, partition, offset).
+    undecodable: Vec<(String, i32, i64)>,
+    /// How long `flowwatch simulate` took.
+    simulated_in: Duration,
+}
+
+/// Creates the input topics ([`INPUT_PARTITIONS`] each) and the output topics
+/// ([`OUTPUT_PARTITIONS`]), has `flowwatch simulate` produce `duration` of traffic from
+/// [`SIM_START`], and reads every record back (each one it produced must be there).
+fn fill_topics(brokers: &str, duration: &str) -> Filled {
     let input_topics = kafka_support::input_topics();
     let mut all_inputs = input_topics.clone();
     all_inputs.extend(OTHER_TOPICS.iter().map(|name| name.to_string()));
-    create_topics(&brokers, &all_inputs, INPUT_PARTITIONS);
+    create_topics(brokers, &all_inputs, INPUT_PARTITIONS);
     create_topics(
-        &brokers,
+        brokers,
         &[SIGNALS.to_string(), "flowwatch.alerts".to_string(), DEAD_LETTER.to_string()],
         OUTPUT_PARTITIONS,
     );
-
-    let produced = simulate(&brokers, SIM_SEED, SIM_START, SIM_DURATION);
-    let produced_in = started.elapsed();
+    let started = Instant::now();
+    let produced = simulate(brokers, SIM_SEED, SIM_START, duration);
+    let simulated_in = started.elapsed();
     let legacy: Vec<String> = OTHER_TOPICS[..2].iter().map(|name| name.to_string()).collect();
-    let (records, undecodable, other) = read_back(&brokers, &input_topics, &legacy);
+    let (records, undecodable, other) = read_back(brokers, &input_topics, &legacy);
     assert_eq!(
         records.len() + undecodable.len() + other,
         produced,
         "every record flowwatch simulate produced is read back"
     );
+    Filled {
+        all_inputs,
+        records,
+        undecodable,
+        simulated_in,
+    }
+}
+
+/// `flowwatch run`'s environment in these tests: `brokers`, consumer group `group` from the
+/// earliest offsets, the shipped flows, state in `state`, HTTP on a free port, every breach of
+/// the simulated past running its actions (as replay does), and a short fetch wait (tansu holds
+/// every fetch for the full wait, NOTES.md); then `extra`.
+fn daemon_env(brokers: &str, group: &str, state: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let flows = root().join("flows");
+    let base = [
+        ("FLOWWATCH__KAFKA__BROKERS", brokers),
+        ("FLOWWATCH__KAFKA__GROUP_ID", group),
+        ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
+        ("FLOWWATCH__FLOWS__DIR", flows.to_str().expect("UTF-8 path")),
+        ("FLOWWATCH__STATE__DIR", state.to_str().expect("UTF-8 path")),
+        ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
+        ("FLOWWATCH__TRACKING__ACTION_HORIZON", "36500d"),
+        ("FLOWWATCH_KAFKA_PROPERTY_FETCH_WAIT_MAX_MS", "5"),
+    ];
+    base.iter()
+        .chain(extra)
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+#[test]
+fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
+    let brokers = brokers();
+    let started = Instant::now();
+    let Filled {
+        records,
+        undecodable,
+        simulated_in: produced_in,
+        ..
+    } = fill_topics(&brokers, SIM_DURATION);
     let partitions: BTreeSet<(&str, i32)> = records.iter().map(|record| (record.topic.as_str(), record.partition)).collect();
     assert!(records.len() > 10_000, "a few thousand instances give many records ({})", records.len());
     let topics_used: BTreeSet<&str> = partitions.iter().map(|(topic, _)| *topic).collect();
@@ -393,22 +445,7 @@ fn daemon_on_tansu_publishes_what_a_time_sorted_replay_gives() {
     );
 
     let state = TempDir::new("e2e-tansu");
-    let env: Vec<(String, String)> = [
-        ("FLOWWATCH__KAFKA__BROKERS", brokers.as_str()),
-        ("FLOWWATCH__KAFKA__GROUP_ID", "flowwatch-e2e"),
-        ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
-        ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__DIR", state.0.to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__BACKEND", "redb"),
-        ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
-        // Every breach of this simulated past runs its actions, as replay does.
-        ("FLOWWATCH__TRACKING__ACTION_HORIZON", "36500d"),
-        // tansu holds every fetch for the full wait (NOTES.md): keep it short.
-        ("FLOWWATCH_KAFKA_PROPERTY_FETCH_WAIT_MAX_MS", "5"),
-    ]
-    .iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    let env = daemon_env(&brokers, "flowwatch-e2e", &state.0, &[("FLOWWATCH__STATE__BACKEND", "redb")]);
     let config = config::load(None, &env.iter().cloned().collect()).expect("configuration is valid");
     let engine_config = daemon::engine_config(&config);
     let expected = {

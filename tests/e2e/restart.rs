@@ -101,35 +101,15 @@ fn broker_restarts_on_sqlite_storage_lose_no_signal() {
     let mut broker = Broker::new(tansu_binary(), storage.0.clone(), "sqlite://tansu.db");
     broker.start();
     let brokers = broker.address();
-    let input_topics = kafka_support::input_topics();
-    let mut all_inputs = input_topics.clone();
-    all_inputs.extend(OTHER_TOPICS.iter().map(|name| name.to_string()));
-    create_topics(&brokers, &all_inputs, INPUT_PARTITIONS);
-    create_topics(
-        &brokers,
-        &[SIGNALS.to_string(), "flowwatch.alerts".to_string(), DEAD_LETTER.to_string()],
-        OUTPUT_PARTITIONS,
-    );
-    let produced = simulate(&brokers, SIM_SEED, SIM_START, RESTART_SIM_DURATION);
-    let legacy: Vec<String> = OTHER_TOPICS[..2].iter().map(|name| name.to_string()).collect();
-    let (records, undecodable, other) = read_back(&brokers, &input_topics, &legacy);
-    assert_eq!(records.len() + undecodable.len() + other, produced, "every produced record is read back");
+    let Filled {
+        all_inputs,
+        records,
+        undecodable,
+        ..
+    } = fill_topics(&brokers, RESTART_SIM_DURATION);
 
     let state = TempDir::new("e2e-restart");
-    let env: Vec<(String, String)> = [
-        ("FLOWWATCH__KAFKA__BROKERS", brokers.as_str()),
-        ("FLOWWATCH__KAFKA__GROUP_ID", GROUP),
-        ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
-        ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__DIR", state.0.to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__CHECKPOINT_INTERVAL", "500ms"),
-        ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
-        ("FLOWWATCH__TRACKING__ACTION_HORIZON", "36500d"),
-        ("FLOWWATCH_KAFKA_PROPERTY_FETCH_WAIT_MAX_MS", "5"),
-    ]
-    .iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    let env = daemon_env(&brokers, GROUP, &state.0, &[("FLOWWATCH__STATE__CHECKPOINT_INTERVAL", "500ms")]);
     let config = config::load(None, &env.iter().cloned().collect()).expect("configuration is valid");
     let expected = kafka_support::sorted(replay_sorted(&records, daemon::engine_config(&config)));
 

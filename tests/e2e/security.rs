@@ -73,19 +73,7 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
     let mut broker = Broker::new(tansu_binary(), storage.0.clone(), "sqlite://tansu.db");
     broker.start();
     let brokers = broker.address();
-    let input_topics = kafka_support::input_topics();
-    let mut all_inputs = input_topics.clone();
-    all_inputs.extend(OTHER_TOPICS.iter().map(|name| name.to_string()));
-    create_topics(&brokers, &all_inputs, INPUT_PARTITIONS);
-    create_topics(
-        &brokers,
-        &[SIGNALS.to_string(), "flowwatch.alerts".to_string(), DEAD_LETTER.to_string()],
-        OUTPUT_PARTITIONS,
-    );
-    let produced = simulate(&brokers, SIM_SEED, SIM_START, SIM_DURATION_HERE);
-    let legacy: Vec<String> = OTHER_TOPICS[..2].iter().map(|name| name.to_string()).collect();
-    let (records, undecodable, other) = read_back(&brokers, &input_topics, &legacy);
-    assert_eq!(records.len() + undecodable.len() + other, produced, "every produced record is read back");
+    let Filled { records, undecodable, .. } = fill_topics(&brokers, SIM_DURATION_HERE);
     broker.create_user(USER, PASSWORD, "scram512");
     broker.stop("TERM");
     // From now on the broker is reached through TLS only, and requires authentication.
@@ -111,19 +99,7 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
         .collect();
     assert!(!metadata_with(&brokers, &plain_sasl, REFUSED_WITHIN), "the credentials without TLS are refused");
 
-    let env: Vec<(String, String)> = [
-        ("FLOWWATCH__KAFKA__BROKERS", brokers.as_str()),
-        ("FLOWWATCH__KAFKA__GROUP_ID", "flowwatch-e2e-sasl"),
-        ("FLOWWATCH__KAFKA__START_FROM", "earliest"),
-        ("FLOWWATCH__FLOWS__DIR", root().join("flows").to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__STATE__DIR", state.0.to_str().expect("UTF-8 path")),
-        ("FLOWWATCH__HTTP__LISTEN", "127.0.0.1:0"),
-        ("FLOWWATCH__TRACKING__ACTION_HORIZON", "36500d"),
-        ("FLOWWATCH_KAFKA_PROPERTY_FETCH_WAIT_MAX_MS", "5"),
-    ]
-    .iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    let env = daemon_env(&brokers, "flowwatch-e2e-security", &state.0, &[]);
     let config = config::load(None, &env.iter().cloned().collect()).expect("configuration is valid");
     let expected = kafka_support::sorted(replay_sorted(&records, daemon::engine_config(&config)));
 

@@ -4,9 +4,10 @@
 //! and creates a SCRAM user while it is open, then restarts it requiring authentication behind
 //! a TLS proxy (`tls_proxy.rs`), which tansu advertises. A client without TLS is refused, and
 //! one that does not trust the test CA; `flowwatch run` with a wrong password gets nowhere,
-//! says so in its log and never writes the password there; with the right one, set only through
-//! `FLOWWATCH_KAFKA_PROPERTY_*` variables as an operator would, it reads, tracks and publishes
-//! what a time-sorted replay gives (read back through TLS with the same credentials).
+//! says so in its log and never writes the password there; with the right one (the security
+//! settings in the configuration file, the password from the environment, as docs/daemon.md
+//! shows) it reads, tracks and publishes what a time-sorted replay gives (read back through
+//! TLS with the same credentials).
 
 use super::*;
 use rdkafka::consumer::BaseConsumer;
@@ -46,18 +47,25 @@ fn metadata_with(brokers: &str, properties: &[(&str, &str)], limit: Duration) ->
     consumer.fetch_metadata(None, limit).is_ok()
 }
 
-/// `flowwatch run` with these settings as `FLOWWATCH_KAFKA_PROPERTY_*` variables, logging to
-/// `log_path`.
+/// `flowwatch run` configured as docs/daemon.md shows: the security properties in the
+/// configuration file's `[kafka.properties]`, the password from the environment
+/// (`FLOWWATCH_KAFKA_PROPERTY_SASL_PASSWORD`); logging to `log_path`.
 fn run_daemon(env: &[(String, String)], password: &str, ca_file: &str, log_path: &std::path::Path) -> Child {
     let log = std::fs::File::create(log_path).expect("log file");
-    let credentials = sasl_ssl(password, ca_file).map(|(name, value)| {
-        let variable = format!("FLOWWATCH_KAFKA_PROPERTY_{}", name.replace('.', "_").to_uppercase());
-        (variable, value)
-    });
+    let config_path = log_path.with_extension("toml");
+    let config = format!(
+        r#"[kafka.properties]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanism" = "SCRAM-SHA-512"
+"sasl.username" = "{USER}"
+"ssl.ca.location" = {ca_file:?}
+"#
+    );
+    std::fs::write(&config_path, config).expect("configuration file");
     Command::new(env!("CARGO_BIN_EXE_flowwatch"))
-        .arg("run")
+        .args(["run", "--config", config_path.to_str().expect("UTF-8 path")])
         .envs(env.iter().cloned())
-        .envs(credentials)
+        .env("FLOWWATCH_KAFKA_PROPERTY_SASL_PASSWORD", password)
         .env("RUST_LOG", std::env::var("FLOWWATCH_E2E_LOG").unwrap_or_else(|_| "info".to_string()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))

@@ -41,11 +41,17 @@ pub struct Shared {
     /// Where each partition resumes, from the store (absent: `kafka.start_from`).
     pub resume: Mutex<HashMap<TopicPartition, i64>>,
     pub changes: Mutex<Vec<AssignmentChange>>,
+    /// The consumer's last error from librdkafka (an authentication failure, an unreachable
+    /// broker), secrets cut, until partitions are assigned: `/readyz` tells why there are none.
+    pub client_error: Mutex<Option<String>>,
 }
 
-/// The consumer's context: logs through tracing and applies stored positions on assignment.
+/// The consumer's context: logs through tracing, keeps its last error for readiness, and
+/// applies stored positions on assignment.
 pub struct ConsumerHooks {
     pub shared: Arc<Shared>,
+    /// The configuration's secret values, cut from the error kept.
+    secrets: Vec<String>,
 }
 
 impl ClientContext for ConsumerHooks {
@@ -55,6 +61,15 @@ impl ClientContext for ConsumerHooks {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "Kafka client error (librdkafka retries by itself).");
+        // "All brokers are down" follows each failure of the last broker connection: it does
+        // not replace the cause kept before it (an authentication error, say).
+        let consequence = error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown);
+        let text = if reason.is_empty() { error.to_string() } else { reason.to_string() };
+        if let Ok(mut last) = self.shared.client_error.lock() {
+            if !(consequence && last.is_some()) {
+                *last = Some(cut_secrets(&self.secrets, text));
+            }
+        }
     }
 }
 
@@ -174,26 +189,35 @@ pub fn topic_partitions(consumer: &FlowConsumer, topics: &[String], timeout: Dur
 
 /// Builds the consumer from [`consumer_config`].
 pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsumer> {
+    let secrets = secret_values(config).into_iter().map(str::to_string).collect();
     consumer_config(config)
-        .create_with_context(ConsumerHooks { shared })
+        .create_with_context(ConsumerHooks { shared, secrets })
         .map_err(|error| redacted(config, error))
 }
 
-/// librdkafka's refusal of a property quotes its value (`Invalid value "..."`, or the value
-/// after the name when a property is not supported by this build): secret values are cut.
-fn redacted(config: &Config, error: KafkaError) -> KafkaError {
-    let secrets: Vec<&str> = config
+/// The values of the secret properties (passwords, client secrets).
+fn secret_values(config: &Config) -> Vec<&str> {
+    config
         .kafka
         .properties
         .iter()
         .filter(|(name, value)| crate::config::is_secret(name) && !value.is_empty())
         .map(|(_, value)| value.as_str())
-        .collect();
-    let cut = |text: String| {
-        secrets
-            .iter()
-            .fold(text, |text, secret| text.replace(secret, "<redacted>"))
-    };
+        .collect()
+}
+
+/// `text` with every secret value replaced by `<redacted>`.
+fn cut_secrets<S: AsRef<str>>(secrets: &[S], text: String) -> String {
+    secrets
+        .iter()
+        .fold(text, |text, secret| text.replace(secret.as_ref(), "<redacted>"))
+}
+
+/// librdkafka's refusal of a property quotes its value (`Invalid value "..."`, or the value
+/// after the name when a property is not supported by this build): secret values are cut.
+fn redacted(config: &Config, error: KafkaError) -> KafkaError {
+    let secrets = secret_values(config);
+    let cut = |text: String| cut_secrets(&secrets, text);
     match error {
         KafkaError::ClientConfig(code, description, name, value) => {
             let value = if crate::config::is_secret(&name) {

@@ -340,6 +340,12 @@ impl Worker {
         self.health.set_watchdog_ok(watchdog);
         self.health.set_store_writable(store);
         self.health.set_partitions_assigned(assigned && !self.status.group_conflict.load(Ordering::Relaxed));
+        if let Ok(mut error) = self.shared.client_error.lock() {
+            if assigned {
+                *error = None;
+            }
+            self.health.set_kafka_error(error.as_deref());
+        }
         self.health.set_backlog(
             self.status.records_behind.load(Ordering::Relaxed),
             self.status.event_time_lag_ms.load(Ordering::Relaxed),

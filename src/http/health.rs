@@ -1,6 +1,7 @@
 //! Health: a cheap shared handle the daemon updates as it starts and runs (partitions
 //! assigned, state restored, store writable, watchdog happy, backlog), read by `/livez` and
-//! `/readyz`. Plain atomics: updating it never waits and never allocates.
+//! `/readyz`. Plain atomics, and the Kafka consumer's last error behind a mutex, written only
+//! when it changes (while no partition is assigned).
 
 use super::dto::{CatchingUp, Check, Live, Readiness};
 use super::AppState;
@@ -9,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Readiness facts, shared between the daemon (writer) and the HTTP server (reader).
 #[derive(Clone, Default)]
@@ -26,6 +27,8 @@ struct Facts {
     records_behind: AtomicU64,
     /// Milliseconds the event clock trails the wall clock.
     event_time_lag_ms: AtomicI64,
+    /// Why no partition is assigned, as far as the Kafka client knows.
+    kafka_error: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -61,6 +64,16 @@ impl Health {
         self.inner.watchdog_ok.store(ok, Ordering::Relaxed);
     }
 
+    /// The Kafka consumer's last error while no partition is assigned (`None` once some are):
+    /// `/readyz` adds it to the `partitions_assigned` check's detail.
+    pub fn set_kafka_error(&self, error: Option<&str>) {
+        if let Ok(mut kept) = self.inner.kafka_error.lock() {
+            if kept.as_deref() != error {
+                *kept = error.map(str::to_string);
+            }
+        }
+    }
+
     /// The backlog: records not yet read on owned partitions, and how far (milliseconds) the
     /// event clock trails the wall clock.
     pub fn set_backlog(&self, records_behind: u64, event_time_lag_ms: i64) {
@@ -83,12 +96,12 @@ impl Health {
                 detail: (!ok).then(|| why.to_string()),
             }
         };
+        let unassigned = match facts.kafka_error.lock().ok().and_then(|error| error.clone()) {
+            Some(error) => format!("no partitions of the flow topics are assigned yet (the Kafka consumer's last error: {error})"),
+            None => "no partitions of the flow topics are assigned yet".to_string(),
+        };
         let checks = vec![
-            check(
-                "partitions_assigned",
-                &facts.partitions_assigned,
-                "no partitions of the flow topics are assigned yet",
-            ),
+            check("partitions_assigned", &facts.partitions_assigned, &unassigned),
             check(
                 "state_restored",
                 &facts.state_restored,

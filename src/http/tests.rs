@@ -149,6 +149,16 @@ async fn liveness_and_readiness_report_each_check() {
             "watchdog"
         ]
     );
+    assert_eq!(body["checks"][0]["detail"], "no partitions of the flow topics are assigned yet");
+    // Why, when the Kafka consumer knows.
+    state.health.set_kafka_error(Some("sasl_ssl://kafka:9093/bootstrap: SASL authentication error"));
+    let body = get(&state, "/readyz").await.json();
+    assert_eq!(
+        body["checks"][0]["detail"],
+        "no partitions of the flow topics are assigned yet (the Kafka consumer's last error: \
+         sasl_ssl://kafka:9093/bootstrap: SASL authentication error)"
+    );
+    state.health.set_kafka_error(None);
     state.health.set_partitions_assigned(true);
     state.health.set_state_restored(true);
     state.health.set_store_writable(true);

@@ -4,7 +4,8 @@
 //! and creates a SCRAM user while it is open, then restarts it requiring authentication behind
 //! a TLS proxy (`tls_proxy.rs`), which tansu advertises. A client without TLS is refused, and
 //! one that does not trust the test CA; `flowwatch run` with a wrong password gets nowhere,
-//! says so in its log and never writes the password there; with the right one (the security
+//! says so in its log and in `/readyz` (503, the SASL error quoted) and never shows the
+//! password; with the right one (the security
 //! settings in the configuration file, the password from the environment, as docs/daemon.md
 //! shows) it reads, tracks and publishes what a time-sorted replay gives (read back through
 //! TLS with the same credentials).
@@ -74,6 +75,19 @@ fn run_daemon(env: &[(String, String)], password: &str, ca_file: &str, log_path:
         .expect("flowwatch run starts")
 }
 
+/// `/readyz` of a daemon listening on `address`: (status line, body).
+fn readiness(address: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the daemon");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response.lines().next().unwrap_or_default().to_string();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
 #[test]
 fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere() {
     let started = Instant::now();
@@ -111,9 +125,15 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
     let config = config::load(None, &env.iter().cloned().collect()).expect("configuration is valid");
     let expected = kafka_support::sorted(replay_sorted(&records, daemon::engine_config(&config)));
 
-    // A wrong password: refused, said in the log, the password itself nowhere.
+    // A wrong password: refused, said in the log and by /readyz, the password itself nowhere.
     let wrong_log = state.0.join("wrong.log");
-    let mut daemon = run_daemon(&env, WRONG_PASSWORD, &ca_file, &wrong_log);
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    let wrong_env: Vec<(String, String)> =
+        env.iter().cloned().chain([("FLOWWATCH__HTTP__LISTEN".to_string(), http.clone())]).collect();
+    let mut daemon = run_daemon(&wrong_env, WRONG_PASSWORD, &ca_file, &wrong_log);
     let waiting = Instant::now();
     loop {
         let text = std::fs::read_to_string(&wrong_log).unwrap_or_default();
@@ -129,15 +149,28 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The worker copies the consumer's last error into the readiness report every second.
+    let waiting = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = readiness(&http);
+        if body.contains("authentication") || waiting.elapsed() > Duration::from_secs(15) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     stop(daemon);
+    assert!(status.contains("503"), "not ready: {status}");
+    assert!(
+        body.contains("no partitions of the flow topics are assigned yet (the Kafka consumer's last error: ")
+            && body.contains("SASL authentication"),
+        "/readyz says why: {body}"
+    );
+    assert!(!body.contains(WRONG_PASSWORD), "no password in /readyz: {body}");
     let refused = std::fs::read_to_string(&wrong_log).unwrap_or_default();
     assert!(!refused.contains("Partition assigned."), "no partition without authentication:\n{refused}");
     assert!(!refused.contains(WRONG_PASSWORD), "the password is never logged:\n{refused}");
-    let said = refused
-        .lines()
-        .find(|line| line.to_lowercase().contains("authentication"))
-        .unwrap_or_default()
-        .to_string();
+    let readiness: serde_json::Value = serde_json::from_str(&body).expect("/readyz answers JSON");
+    let said = readiness["checks"][0]["detail"].as_str().unwrap_or_default().to_string();
 
     // The right password: every signal, through authenticated clients only.
     let log_path = state.0.join("daemon.log");
@@ -160,7 +193,7 @@ fn the_daemon_works_over_tls_with_scram_and_a_wrong_password_or_ca_gets_nowhere(
             .collect(),
     );
     println!(
-        "e2e security: {} records, {} signals expected, {} published; wrong password refused: {said}; total {:.1} s",
+        "e2e security: {} records, {} signals expected, {} published; with a wrong password /readyz said: {said}; total {:.1} s",
         records.len() + undecodable.len(),
         expected.len(),
         published.len(),

@@ -474,3 +474,33 @@ pub fn group_members(consumer: &FlowConsumer, group: &str) -> KafkaResult<usize>
         .map(|found| found.members().len())
         .sum())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn the_consumers_last_error_is_kept_for_readiness_with_secrets_cut_and_its_cause_kept() {
+        let hooks = ConsumerHooks {
+            shared: Arc::new(Shared::default()),
+            secrets: vec!["hunter2".to_string()],
+        };
+        let kept = || hooks.shared.client_error.lock().unwrap().clone();
+        hooks.error(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(kept().as_deref(), Some("1/1 brokers are down"), "kept when nothing else is");
+        hooks.error(
+            KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "SASL authentication error: user flowwatch, password hunter2",
+        );
+        assert_eq!(kept().as_deref(), Some("SASL authentication error: user flowwatch, password <redacted>"));
+        hooks.error(KafkaError::Global(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert_eq!(
+            kept().as_deref(),
+            Some("SASL authentication error: user flowwatch, password <redacted>"),
+            "the consequence does not replace its cause"
+        );
+        hooks.error(KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure), "");
+        assert_eq!(kept(), Some(KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure).to_string()));
+    }
+}

@@ -143,10 +143,13 @@ fn exit_code(result: anyhow::Result<()>) -> i32 {
     }
 }
 
-/// `flowwatch config check`: the configuration and the flows it names load.
+/// `flowwatch config check`: the configuration and the flows it names load, and librdkafka
+/// accepts the Kafka client settings (as at `run`'s start; no broker needs to be reachable).
 fn check_config(path: Option<&std::path::Path>) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let flows = load_flows(&config.flows_dir)?;
+    flowwatch::daemon::kafka::check_clients(&config)
+        .map_err(|error| anyhow::anyhow!("the Kafka client settings ([kafka.properties]) are refused: {error}"))?;
     println!(
         "configuration ok: {} flow(s) from {}, brokers {}, group {}",
         flows.len(),

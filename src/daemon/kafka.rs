@@ -195,6 +195,15 @@ pub fn consumer(config: &Config, shared: Arc<Shared>) -> KafkaResult<FlowConsume
         .map_err(|error| redacted(config, error))
 }
 
+/// Creates both clients as the daemon does, and drops them: librdkafka checks every property
+/// when a client is created (and loads the TLS files), so a setting `run` would refuse at start
+/// is refused here too, secrets cut. For `flowwatch config check`.
+pub fn check_clients(config: &Config) -> KafkaResult<()> {
+    drop(consumer(config, Arc::new(Shared::default()))?);
+    drop(producer(config)?);
+    Ok(())
+}
+
 /// The values of the secret properties (passwords, client secrets).
 fn secret_values(config: &Config) -> Vec<&str> {
     config

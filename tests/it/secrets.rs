@@ -76,7 +76,9 @@ fn config_print_and_check_show_no_secret() {
     assert_no_secret("config print", &printed);
     assert_eq!(printed.matches("<redacted>").count(), 5, "token, 3 file passwords, 1 from the environment:\n{printed}");
     assert!(printed.contains("\"sasl.username\": \"flowwatch\""), "non-secrets are shown:\n{printed}");
-    let (code, checked) = flowwatch(&["config", "check"], &config_text(""), &[]);
+    // Without the OIDC client secret, which this build's librdkafka refuses (below).
+    let accepted = config_text("").replace(&format!("\"sasl.oauthbearer.client.secret\" = \"{CLIENT_SECRET}\"\n"), "");
+    let (code, checked) = flowwatch(&["config", "check"], &accepted, &[]);
     assert_eq!(code, 0, "{checked}");
     assert!(checked.contains("configuration ok"), "{checked}");
     assert_no_secret("config check", &checked);
@@ -121,13 +123,39 @@ fn invalid_configurations_name_the_key_but_never_show_a_secret() {
 
 /// librdkafka refuses a property with its value in the message (here the OIDC client secret,
 /// which needs a build with libcurl); the daemon's error names the property, not the value.
+/// `config check` creates the Kafka clients as `run` does, so it refuses the same.
 #[test]
 fn a_refused_kafka_property_does_not_show_its_value() {
-    let (code, output) = flowwatch(&["run"], &config_text(""), &[]);
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("sasl.oauthbearer.client.secret"), "the property is named:\n{output}");
-    assert!(output.contains("<redacted>"), "{output}");
-    assert_no_secret("the refusal", &output);
+    for command in [&["run"][..], &["config", "check"][..]] {
+        let (code, output) = flowwatch(command, &config_text(""), &[]);
+        assert_eq!(code, 1, "{command:?}: {output}");
+        assert!(output.contains("sasl.oauthbearer.client.secret"), "{command:?}: the property is named:\n{output}");
+        assert!(output.contains("<redacted>"), "{command:?}: {output}");
+        assert_no_secret(&format!("the refusal by {command:?}"), &output);
+    }
+}
+
+/// What librdkafka refuses only when a client is created (a CA file that is not there, a SASL
+/// mechanism this build lacks) fails `config check` as it fails `run`'s start, naming it.
+#[test]
+fn config_check_refuses_client_settings_that_run_would_refuse() {
+    let accepted = config_text("").replace(&format!("\"sasl.oauthbearer.client.secret\" = \"{CLIENT_SECRET}\"\n"), "");
+    let cases = [
+        (
+            "a CA file that is not there",
+            accepted.replace("\"SASL_PLAINTEXT\"", "\"SASL_SSL\"\n\"ssl.ca.location\" = \"/nonexistent/ca.pem\""),
+            "ssl.ca.location",
+        ),
+        ("a mechanism this build lacks", accepted.replace("\"PLAIN\"", "\"GSSAPI\""), "GSSAPI"),
+    ];
+    for (case, text, named) in cases {
+        for command in [&["config", "check"][..], &["run"][..]] {
+            let (code, output) = flowwatch(command, &text, &[]);
+            assert_eq!(code, 1, "{case}: {command:?} must fail:\n{output}");
+            assert!(output.contains(named), "{case}: {command:?} names {named}:\n{output}");
+            assert_no_secret(&format!("{case}: {command:?}"), &output);
+        }
+    }
 }
 
 /// `flowwatch run` at debug level against a closed port: the startup lines, librdkafka's

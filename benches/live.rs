@@ -120,48 +120,40 @@ struct Event {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The stream's lines in the replay input format (SPEC.md), in arrival order: generated
-/// (`records` of the scenario kind) or read from `--stream FILE`.
-fn stream_lines(file: Option<&Path>, records: usize) -> Box<dyn Iterator<Item = String>> {
-    match file {
-        None => Box::new(scenario::lines(records).into_iter().map(|(_, line)| line)),
-        Some(path) => Box::new(given::lines(path)),
-    }
+/// What the set-up needs to know of a given stream, from one pass over its lines.
+struct Survey {
+    /// The partitions per topic that keep every partition a fifth below the mock's limits, at
+    /// least 16.
+    partitions: usize,
+    /// Where the daemon's clock starts when the latest event time (as the flows read it) is
+    /// less than a minute before now: a minute after it, so that the live merge holds no record
+    /// for the wall clock (the allowed lateness is 5 s by default). `None`: the system clock.
+    clock_from: Option<Millis>,
 }
 
-/// The partitions per topic that keep every partition of `lines` a fifth below the mock's
-/// limits, at least 16.
-fn partitions_for(lines: impl Iterator<Item = String>) -> usize {
+fn survey(lines: &[String], engine: &Engine) -> Survey {
+    const MARGIN: Millis = 60_000;
     let mut per_topic: HashMap<String, (usize, usize)> = HashMap::new();
-    for (index, line) in lines.enumerate() {
-        if let Ok(record) = decode_line(&line, index as u64 + 1) {
+    let mut latest: Option<Millis> = None;
+    for (index, line) in lines.iter().enumerate() {
+        if let Ok(record) = decode_line(line, index as u64 + 1) {
+            let time = engine.record_time(&record);
+            latest = Some(latest.map_or(time, |latest| latest.max(time)));
             let size = per_topic.entry(record.topic).or_default();
             size.0 += line.len() + 100;
             size.1 += 1;
         }
     }
-    per_topic
+    let partitions = per_topic
         .values()
         .map(|&(bytes, records)| {
             (bytes * 5 / 4 / MOCK_PARTITION_BYTES).max(records * 5 / 4 / MOCK_PARTITION_RECORDS) + 1
         })
-        .fold(16, usize::max)
-}
-
-/// Where the daemon's clock starts for a stream whose latest event time (by `flows_path`'s flows)
-/// is less than a minute before now: a minute after that time, so that the live merge holds no
-/// record for the wall clock (the allowed lateness is 5 s by default). `None`: the system clock.
-fn clock_origin(lines: impl Iterator<Item = String>, flows_path: &Path) -> Option<Millis> {
-    const MARGIN: Millis = 60_000;
-    let engine = Engine::new(given::flows(flows_path), EngineConfig::default());
-    let latest = lines
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let record = decode_line(&line, index as u64 + 1).ok()?;
-            Some(engine.record_time(&record))
-        })
-        .max()?;
-    (latest.saturating_add(MARGIN) > SystemClock.now()).then(|| latest.saturating_add(MARGIN))
+        .fold(16, usize::max);
+    let clock_from = latest
+        .map(|latest| latest.saturating_add(MARGIN))
+        .filter(|start| *start > SystemClock.now());
+    Survey { partitions, clock_from }
 }
 
 /// What [`produce`] put on the mock.
@@ -410,7 +402,7 @@ struct Options {
     /// Every thread's CPU time per record over the span printed (`--threads`).
     threads: bool,
     /// The daemon's clock starts here instead of following the system clock (see
-    /// [`clock_origin`]).
+    /// [`Survey::clock_from`]).
     clock_from: Option<Millis>,
 }
 
@@ -557,11 +549,14 @@ fn main() {
     let stream = text_of("--stream").map(PathBuf::from);
     let flows_path = text_of("--flows").map(PathBuf::from).unwrap_or_else(given::shipped_flows);
     let records = value_of("--records").unwrap_or(if quick { 20_000 } else { 200_000 });
-    let partitions = value_of("--partitions").unwrap_or_else(|| match &stream {
-        // Enough partitions that no topic reaches the mock's per-partition limits.
-        Some(path) => partitions_for(stream_lines(Some(path), 0)),
-        None => 16,
-    }) as i32;
+    let engine = Engine::new(given::flows(&flows_path), EngineConfig::default());
+    let topics = engine.topics().to_vec();
+    // A given stream is read once; the generated one is made when produced.
+    let given_lines: Option<Vec<String>> = stream.as_deref().map(|path| given::lines(path).collect());
+    let survey = given_lines.as_deref().map(|lines| survey(lines, &engine));
+    // Enough partitions that no topic reaches the mock's per-partition limits.
+    let partitions = value_of("--partitions")
+        .unwrap_or_else(|| survey.as_ref().map_or(16, |survey| survey.partitions)) as i32;
     let runs = value_of("--runs").unwrap_or(if quick { 1 } else { 2 });
     let linger_ms = value_of("--linger-ms").unwrap_or(1000);
     let options = Options {
@@ -569,7 +564,7 @@ fn main() {
         history: !args.iter().any(|arg| arg == "--no-history"),
         timeline: args.iter().any(|arg| arg == "--timeline"),
         threads: args.iter().any(|arg| arg == "--threads"),
-        clock_from: stream.as_deref().and_then(|path| clock_origin(stream_lines(Some(path), 0), &flows_path)),
+        clock_from: survey.and_then(|survey| survey.clock_from),
     };
     if let Some(origin) = options.clock_from {
         println!(
@@ -578,7 +573,6 @@ fn main() {
         );
     }
 
-    let topics = Engine::new(given::flows(&flows_path), EngineConfig::default()).topics().to_vec();
     let cluster = MockCluster::new(1).expect("mock cluster starts");
     for topic in &topics {
         cluster.create_topic(topic, partitions, 1).expect("topic created");
@@ -587,7 +581,10 @@ fn main() {
         cluster.create_topic(topic, 4, 1).expect("topic created");
     }
     let brokers = cluster.bootstrap_servers();
-    let lines = stream_lines(stream.as_deref(), records);
+    let lines: Box<dyn Iterator<Item = String>> = match given_lines {
+        Some(lines) => Box::new(lines.into_iter()),
+        None => Box::new(scenario::lines(records).into_iter().map(|(_, line)| line)),
+    };
     let produced = produce(&brokers, lines, &topics, partitions, linger_ms);
     println!(
         "stream: {} records on {} topics x {partitions} partitions (mock cluster, producer linger.ms {linger_ms}){}",
